@@ -1,0 +1,1 @@
+"""CPU kernels (NumPy references and Numba). Importing this package registers them."""

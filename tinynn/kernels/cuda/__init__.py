@@ -1,0 +1,1 @@
+"""CUDA kernels (Numba CUDA, CuPy). Importing this package registers them; nothing compiles at import."""
