@@ -1,0 +1,211 @@
+"""``Function``: one differentiable op, and the node it leaves in the graph.
+
+Calling ``MyOp.apply(*args)`` runs ``MyOp.forward(ctx, *arrays)`` on the raw arrays
+of the tensor arguments. If any input requires a gradient (and grad mode is on),
+the ``ctx`` object becomes the output's ``grad_fn``: a node that remembers
+
+* ``next_nodes``: for each tensor input, the node its gradient goes to next
+  (the input's own ``grad_fn``, or an ``AccumulateGrad`` node for a leaf),
+* ``input_meta``: each input's shape and dtype, so the engine can reduce a
+  broadcast gradient back to the input's shape and cast it to its dtype,
+* what ``forward`` saved for ``backward``.
+
+Nodes point to their inputs' nodes, never back: a graph is freed with its output.
+"""
+from __future__ import annotations
+
+import weakref
+
+from . import anomaly
+from .grad_mode import _state as _grad_state
+
+_RELEASED = object()  # marks saved values freed after backward (retain_graph=False)
+
+
+class Function:
+    """Base class of differentiable ops. Subclasses define static ``forward(ctx, ...)``
+    and ``backward(ctx, *grad_outputs)``; users call ``Op.apply(...)``."""
+
+    # Filled by apply() on the ctx/node of a recorded op.
+    next_nodes: tuple = ()
+    input_meta: tuple = ()
+    needs_input_grad: tuple = ()
+
+    @staticmethod
+    def forward(ctx, *args):
+        raise NotImplementedError
+
+    @staticmethod
+    def backward(ctx, *grad_outputs):
+        raise NotImplementedError
+
+    # --- what forward keeps for backward --------------------------------------
+    def save_for_backward(self, *values) -> None:
+        """Keep arrays (or tensors) for backward. Input arrays come back as the input
+        Tensors themselves and output arrays as the outputs, so higher-order
+        gradients flow through them; other arrays come back as constants."""
+        self._to_save = values
+
+    @property
+    def saved_tensors(self) -> tuple:
+        saved = self._saved
+        if saved is _RELEASED:
+            raise RuntimeError(
+                f"{self.name()}: trying to backward through the graph a second time (or to read saved "
+                "tensors after they were freed). Pass retain_graph=True to the first backward() "
+                "if you need to backward through the graph again.")
+        return tuple(self._unpack(entry) for entry in saved)
+
+    def mark_non_differentiable(self, *arrays) -> None:
+        """Outputs that never carry a gradient (e.g. the indices of a max)."""
+        self._non_differentiable = {id(a) for a in arrays}
+
+    @classmethod
+    def name(cls) -> str:
+        return cls.__name__
+
+    def __repr__(self) -> str:
+        return f"<{self.name()}Backward>"
+
+    # --- apply: run forward, record the node ---------------------------------
+    @classmethod
+    def apply(cls, *args):
+        from ..tensor import Tensor
+
+        ctx = cls()
+        tensors = [a for a in args if isinstance(a, Tensor)]
+        device = _common_device(cls, tensors)
+        record = _grad_state.enabled and any(t.requires_grad for t in tensors)
+        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args) if record \
+            else (False,) * len(args)
+        ctx._to_save = ()
+        raw = [a.data if isinstance(a, Tensor) else a for a in args]
+        outputs = cls.forward(ctx, *raw)
+        single = not isinstance(outputs, tuple)
+        output_arrays = (outputs,) if single else outputs
+
+        if anomaly.is_anomaly_enabled():
+            xp = _xp(device)
+            for i, out in enumerate(output_arrays):
+                anomaly.check_finite(xp, out, cls.name(), f"its output {i} (forward)", anomaly.creation_site())
+
+        if record:
+            ctx.device = device
+            ctx._record(args, tensors, output_arrays)
+        else:
+            ctx._saved = _RELEASED
+        results = tuple(
+            Tensor._make(out, device,
+                         grad_fn=ctx if record and ctx._differentiable(out) else None, output_nr=i)
+            if out is not None else None
+            for i, out in enumerate(output_arrays))
+        return results[0] if single else results
+
+    def _record(self, args, tensors, output_arrays) -> None:
+        """Turn this ctx into a graph node: link inputs' nodes and pack saved values."""
+        from ..tensor import Tensor
+
+        self.tensor_positions = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))
+        self.next_nodes = tuple(_gradient_edge(t) for t in (args[i] for i in self.tensor_positions))
+        self.input_meta = tuple((t.shape, t.dtype) for t in (args[i] for i in self.tensor_positions))
+        self.num_outputs = len(output_arrays)
+        self.output_meta = tuple((o.shape, o.dtype) if o is not None else None for o in output_arrays)
+        self._saved = tuple(_pack(v, args, tensors, output_arrays) for v in self._to_save)
+        del self._to_save
+        if anomaly.is_anomaly_enabled():
+            self._creation_site = anomaly.creation_site()
+
+    def _differentiable(self, array) -> bool:
+        if array.dtype.kind not in "fc":
+            return False
+        return id(array) not in getattr(self, "_non_differentiable", ())
+
+    def _unpack(self, entry):
+        from ..tensor import Tensor
+
+        kind, value = entry
+        if kind == "tensor":
+            return value
+        if kind == "output":  # re-create the output as a tensor that points back at this node
+            index, array = value
+            return Tensor._make(array, self.device, grad_fn=self if _grad_state.enabled else None,
+                                output_nr=index)
+        if kind == "array":
+            return Tensor._make(value, self.device)
+        return None
+
+    def device_xp(self):
+        return _xp(self.device)
+
+    def _release(self) -> None:
+        self._saved = _RELEASED
+
+
+class AccumulateGrad:
+    """The node at a leaf tensor: adds the incoming gradient into ``leaf.grad``."""
+
+    next_nodes: tuple = ()
+
+    def __init__(self, leaf):
+        self._leaf = weakref.ref(leaf)
+        self.input_meta = ((leaf.shape, leaf.dtype),)
+        self.num_outputs = 1
+
+    @property
+    def variable(self):
+        return self._leaf()
+
+    @staticmethod
+    def name() -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
+
+
+def _gradient_edge(tensor):
+    """The node (and output index) that receives the gradient of ``tensor``."""
+    if not tensor.requires_grad:
+        return None
+    if tensor.grad_fn is not None:
+        return (tensor.grad_fn, tensor._output_nr)
+    acc = tensor._accumulator
+    if acc is None:
+        acc = tensor._accumulator = AccumulateGrad(tensor)
+    return (acc, 0)
+
+
+def _pack(value, args, tensors, output_arrays):
+    from ..tensor import Tensor
+
+    if value is None:
+        return ("none", None)
+    if isinstance(value, Tensor):
+        return ("tensor", value)
+    for t in tensors:
+        if t.data is value:
+            return ("tensor", t)
+    for i, out in enumerate(output_arrays):
+        if out is value:
+            return ("output", (i, value))
+    return ("array", value)
+
+
+def _common_device(cls, tensors):
+    """All tensor inputs of an op must live on one device."""
+    from ..backend.device import CPU
+
+    if not tensors:
+        return CPU
+    device = tensors[0]._device
+    for t in tensors[1:]:
+        if t._device != device:
+            devices = ", ".join(str(t._device) for t in tensors)
+            raise RuntimeError(f"{cls.name()}: expected all tensors to be on the same device, "
+                               f"but found tensors on {devices}")
+    return device
+
+
+def _xp(device):
+    from ..backend.device import array_module_for
+    return array_module_for(device)

@@ -1,0 +1,157 @@
+"""Matrix products: matmul (batched, broadcasting) and einsum."""
+from __future__ import annotations
+
+import string
+
+from ..autograd.function import Function
+
+
+def _xp(array):
+    from ..backend.device import get_array_module
+    return get_array_module(array)
+
+
+class Matmul(Function):
+    """a @ b for a, b with at least 2 dims; leading (batch) dims broadcast."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        ctx.save_for_backward(a, b)
+        return _xp(a).matmul(a, b)
+
+    @staticmethod
+    def backward(ctx, grad):  # d(ab) = da b + a db  ->  grad_a = g b^T, grad_b = a^T g
+        a, b = ctx.saved_tensors
+        grad_a = grad @ b.mT if ctx.needs_input_grad[0] else None
+        grad_b = a.mT @ grad if ctx.needs_input_grad[1] else None
+        return grad_a, grad_b
+
+
+def matmul(a, b):
+    from ._common import binary_operands
+    a, b = binary_operands(a, b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got shapes {a.shape} and {b.shape}")
+    inner_a = a.shape[-1]
+    inner_b = b.shape[-2] if b.ndim >= 2 else b.shape[0]
+    if inner_a != inner_b:
+        raise ValueError(f"matmul: {a.shape} @ {b.shape}: inner dimensions {inner_a} and {inner_b} differ")
+    # 1-d operands are treated as row/column vectors, and that dim is dropped again.
+    if a.ndim == 1 and b.ndim == 1:
+        return (a * b).sum()
+    if a.ndim == 1:
+        return Matmul.apply(a.unsqueeze(0), b).squeeze(-2)
+    if b.ndim == 1:
+        return Matmul.apply(a, b.unsqueeze(-1)).squeeze(-1)
+    try:
+        import numpy as np
+        np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: {a.shape} @ {b.shape}: batch dimensions {a.shape[:-2]} and {b.shape[:-2]} "
+                         f"do not broadcast") from None
+    return Matmul.apply(a, b)
+
+
+def mm(a, b):
+    if a.ndim != 2 or b.ndim != 2:
+        raise RuntimeError(f"mm: expected 2-d tensors, got {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise RuntimeError(f"bmm: expected 3-d tensors with the same batch size, got {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def dot(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"dot: expected 1-d tensors, got {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def outer(a, b):
+    return a.unsqueeze(1) * b.unsqueeze(0)
+
+
+# --- einsum -------------------------------------------------------------------------
+class Einsum(Function):
+    @staticmethod
+    def forward(ctx, equation, *operands):
+        ctx.equation = equation
+        ctx.save_for_backward(*operands)
+        return _xp(operands[0]).einsum(equation, *operands, optimize=len(operands) > 2)
+
+    @staticmethod
+    def backward(ctx, grad):
+        """The gradient of operand i is the einsum of the output gradient with all the
+        other operands, producing operand i's subscripts ("swap i with the output")."""
+        inputs, output = _parse(ctx.equation)
+        operands = ctx.saved_tensors
+        grads = [None]
+        for i, (sub, needed) in enumerate(zip(inputs, ctx.needs_input_grad[1:])):
+            if not needed:
+                grads.append(None)
+                continue
+            others = [(s, op) for j, (s, op) in enumerate(zip(inputs, operands)) if j != i]
+            available = set(output) | {c for s, _ in others for c in s}
+            if len(set(sub)) != len(sub):
+                raise NotImplementedError(f"einsum backward: repeated subscript in operand {sub!r} (a diagonal) "
+                                          "is not supported")
+            target = "".join(c for c in sub if c in available)
+            eq = ",".join([output] + [s for s, _ in others]) + "->" + target
+            g = einsum(eq, grad, *[op for _, op in others])
+            if target != sub:  # letters summed out of operand i alone: broadcast back
+                g = g.reshape(tuple(operands[i].shape[k] if c in available else 1 for k, c in enumerate(sub)))
+                g = g.expand(operands[i].shape)
+            grads.append(g)
+        return tuple(grads)
+
+
+def _parse(equation: str):
+    inputs, _, output = equation.partition("->")
+    return inputs.split(","), output
+
+
+def _expand_ellipsis(equation: str, operands) -> str:
+    """Rewrite '...' with explicit letters and add the implicit output if '->' is missing."""
+    equation = equation.replace(" ", "")
+    inputs, arrow, output = equation.partition("->")
+    subs = inputs.split(",")
+    if len(subs) != len(operands):
+        raise ValueError(f"einsum: equation {equation!r} has {len(subs)} operands but {len(operands)} were given")
+    used = set(c for c in equation if c.isalpha())
+    free = [c for c in string.ascii_letters if c not in used]
+    ell_ndim = 0
+    for s, op in zip(subs, operands):
+        if "..." in s:
+            ell_ndim = max(ell_ndim, op.ndim - (len(s) - 3))
+    ell = "".join(free[:ell_ndim])
+    new_subs = []
+    for s, op in zip(subs, operands):
+        if "..." in s:
+            n = op.ndim - (len(s) - 3)
+            s = s.replace("...", ell[ell_ndim - n:])
+        if len(s) != op.ndim:
+            raise ValueError(f"einsum: subscripts {s!r} do not match operand of shape {op.shape}")
+        new_subs.append(s)
+    if arrow:
+        output = output.replace("...", ell)
+    else:  # implicit output: letters that appear once, in alphabetical order, after the ellipsis dims
+        counts = {}
+        for s in new_subs:
+            for c in s:
+                counts[c] = counts.get(c, 0) + 1
+        output = ell + "".join(sorted(c for c, n in counts.items() if n == 1 and c not in ell))
+    return ",".join(new_subs) + "->" + output
+
+
+def einsum(equation: str, *operands):
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    equation = _expand_ellipsis(equation, operands)
+    dtype = operands[0].dtype
+    for op in operands[1:]:
+        if op.dtype != dtype:
+            raise TypeError(f"einsum: all operands must have the same dtype, got {[o.dtype for o in operands]}")
+    return Einsum.apply(equation, *operands)
