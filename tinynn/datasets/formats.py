@@ -127,7 +127,9 @@ def write_idx_gz(array: np.ndarray, path: "str | os.PathLike") -> None:
 # network. ``_SafeUnpickler`` only lets the file name the few callables that such a
 # batch needs to rebuild a NumPy array (``_reconstruct``, ``ndarray``, ``dtype``);
 # the dict, lists, ints and bytes are built by pickle's own opcodes without calling
-# anything. Any other global (os.system, builtins.eval, ...) raises.
+# anything. Python 3 writes bytes in protocol-2 pickles as ``_codecs.encode(text,
+# "latin1")``, so that one call is allowed too, through a stand-in that accepts
+# only latin-1. Any other global (os.system, builtins.eval, ...) raises.
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -136,8 +138,16 @@ _ALLOWED_GLOBALS = {
 }
 
 
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if encoding.lower().replace("-", "") != "latin1":
+        raise DatasetFormatError(f"refusing to decode pickled text with codec {encoding!r}")
+    return text.encode("latin1")
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode
         if (module, name) not in _ALLOWED_GLOBALS:
             raise DatasetFormatError(
                 f"refusing to unpickle {module}.{name}: a CIFAR batch only contains "
