@@ -1,0 +1,277 @@
+"""2-d convolution kernels on raw NumPy arrays: forward and both backward passes.
+
+Shapes (PyTorch's): x (N, C, H, W), w (O, C // groups, KH, KW), y (N, O, OH, OW).
+stride, padding and dilation are ``(int, int)`` pairs; padding is symmetric zero
+padding; there is no bias (the op layer adds it).
+
+Two implementations are registered:
+
+``reference`` (priority 0)
+    The definition, one kernel tap at a time: for every tap ``(kh, kw)`` the
+    output gains ``w[:, :, kh, kw] @ (the input shifted by that tap)``. Readable,
+    slow, and a different algorithm from the fast path, so tests compare two
+    independent computations.
+
+``numba`` (priority 10)
+    im2col + BLAS: a Numba kernel gathers every receptive field into a column
+    matrix ``cols (C*KH*KW, N*OH*OW)``, one GEMM with the weights does all the
+    arithmetic, and the backward-input pass scatters columns back with a Numba
+    col2im. Measured on the 2-core box (float32, LeNet / ResNet-CIFAR shapes):
+    the serial Numba im2col is 1.6x faster than NumPy strided copies and ~3x
+    faster than ``torch.nn.functional.unfold``; a direct Numba convolution was
+    1.5-20x slower than im2col + BLAS (KERNELS.md), so the arithmetic always
+    goes through BLAS.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, uint64
+
+from tinynn.backend.kernels import register
+
+from .shapes import conv_output_size
+
+Pair = tuple[int, int]
+
+
+def _output_hw(x_shape, w_shape, stride: Pair, padding: Pair, dilation: Pair) -> Pair:
+    _, _, H, W = x_shape
+    _, _, KH, KW = w_shape
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+    if OH <= 0 or OW <= 0:
+        raise ValueError(f"conv2d: input {tuple(x_shape)} is too small for kernel {(KH, KW)} "
+                         f"with padding {padding} and dilation {dilation} (output would be {OH}x{OW})")
+    return OH, OW
+
+
+def _result_dtype(*arrays) -> np.dtype:
+    return np.result_type(*arrays)
+
+
+# --------------------------------------------------------------------------------------
+# reference: sum over kernel taps
+# --------------------------------------------------------------------------------------
+
+def _tap_slices(kh: int, kw: int, OH: int, OW: int, stride: Pair, dilation: Pair):
+    """Rows/cols of the *padded* input that tap (kh, kw) reads for every output pixel:
+    x_padded[oh * sh + kh * dh, ow * sw + kw * dw]."""
+    h0, w0 = kh * dilation[0], kw * dilation[1]
+    return (slice(h0, h0 + stride[0] * (OH - 1) + 1, stride[0]),
+            slice(w0, w0 + stride[1] * (OW - 1) + 1, stride[1]))
+
+
+def _pad_hw(x: np.ndarray, padding: Pair) -> np.ndarray:
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+
+
+@register("conv2d_forward", "reference", priority=0)
+def conv2d_forward_reference(x, w, stride, padding, dilation, groups):
+    """y[n, g*Og + o] = sum_{c, kh, kw} w[g*Og + o, c, kh, kw] * x_pad[n, g*Cg + c, oh*sh + kh*dh, ow*sw + kw*dw]"""
+    N, C, _, _ = x.shape
+    O, Cg, KH, KW = w.shape
+    OH, OW = _output_hw(x.shape, w.shape, stride, padding, dilation)
+    G, Og = groups, O // groups
+    xp = _pad_hw(x, padding)
+    xg = xp.reshape(N, G, Cg, *xp.shape[2:])
+    wg = w.reshape(G, Og, Cg, KH, KW)
+    y = np.zeros((N, G, Og, OH, OW), dtype=_result_dtype(x, w))
+    for kh in range(KH):
+        for kw in range(KW):
+            rows, cols = _tap_slices(kh, kw, OH, OW, stride, dilation)
+            y += np.einsum("goc,ngchw->ngohw", wg[:, :, :, kh, kw], xg[:, :, :, rows, cols])
+    return y.reshape(N, O, OH, OW)
+
+
+@register("conv2d_backward_input", "reference", priority=0)
+def conv2d_backward_input_reference(grad_y, w, x_shape, stride, padding, dilation, groups):
+    """grad_x_pad[n, g*Cg + c, oh*sh + kh*dh, ow*sw + kw*dw] += sum_o w[g*Og + o, c, kh, kw] * grad_y[n, g*Og + o, oh, ow]"""
+    N, C, H, W = x_shape
+    O, Cg, KH, KW = w.shape
+    _, _, OH, OW = grad_y.shape
+    G, Og = groups, O // groups
+    ph, pw = padding
+    grad_xp = np.zeros((N, G, Cg, H + 2 * ph, W + 2 * pw), dtype=_result_dtype(grad_y, w))
+    gy = grad_y.reshape(N, G, Og, OH, OW)
+    wg = w.reshape(G, Og, Cg, KH, KW)
+    for kh in range(KH):
+        for kw in range(KW):
+            rows, cols = _tap_slices(kh, kw, OH, OW, stride, dilation)
+            grad_xp[:, :, :, rows, cols] += np.einsum("goc,ngohw->ngchw", wg[:, :, :, kh, kw], gy)
+    return grad_xp[:, :, :, ph:ph + H, pw:pw + W].reshape(N, C, H, W).copy()
+
+
+@register("conv2d_backward_weight", "reference", priority=0)
+def conv2d_backward_weight_reference(grad_y, x, w_shape, stride, padding, dilation, groups):
+    """grad_w[g*Og + o, c, kh, kw] = sum_{n, oh, ow} grad_y[n, g*Og + o, oh, ow] * x_pad[n, g*Cg + c, oh*sh + kh*dh, ow*sw + kw*dw]"""
+    N = x.shape[0]
+    O, Cg, KH, KW = w_shape
+    _, _, OH, OW = grad_y.shape
+    G, Og = groups, O // groups
+    xp = _pad_hw(x, padding)
+    xg = xp.reshape(N, G, Cg, *xp.shape[2:])
+    gy = grad_y.reshape(N, G, Og, OH, OW)
+    grad_w = np.zeros((G, Og, Cg, KH, KW), dtype=_result_dtype(grad_y, x))
+    for kh in range(KH):
+        for kw in range(KW):
+            rows, cols = _tap_slices(kh, kw, OH, OW, stride, dilation)
+            grad_w[:, :, :, kh, kw] = np.einsum("ngohw,ngchw->goc", gy, xg[:, :, :, rows, cols])
+    return grad_w.reshape(O, Cg, KH, KW)
+
+
+# --------------------------------------------------------------------------------------
+# numba: im2col + BLAS
+# --------------------------------------------------------------------------------------
+# Layout: ``cols`` is (C*KH*KW, N*OH*OW), rows ordered (c, kh, kw), columns (n, oh, ow).
+# Putting the whole batch in the columns makes every pass ONE large GEMM, which
+# OpenBLAS runs well on 2 threads; one small GEMM per image was up to 2x slower.
+# Forward:         y^T  (O, N*P) = W (O, K) @ cols (K, N*P)
+# Backward input:  dcols (K, N*P) = W^T @ dy^T, then col2im
+# Backward weight: dW  (O, K)   = dy^T (O, N*P) @ cols^T
+# The only extra copies are the (N, O, P) <-> (O, N*P) transposes of y and dy.
+#
+# The kernels are serial on purpose. Numba's parallel (OpenMP) worker threads and
+# OpenBLAS's threads spin while waiting; on 2 cores they steal each other's time
+# slices and a conv step became 5-10x slower (measured: 380 ms vs 40 ms for the
+# LeNet+ResNet-CIFAR conv set). Serial gathers + 2-thread BLAS is the fastest mix.
+#
+# The inner loops index with unsigned integers on purpose: Numba checks every signed
+# index for negative wrap-around, which stops LLVM from vectorising the copy. With
+# uint64 indices the copies vectorise (measured 3x faster).
+
+@njit(cache=True, boundscheck=False)
+def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, cols):
+    """cols[(c*KH + kh)*KW + kw, (n*OH + oh)*OW + ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside)."""
+    N, C, H, W = x.shape
+    x_flat = x.ravel()
+    cols_flat = cols.ravel()
+    P = OH * OW
+    for n in range(N):
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    row_start = ((c * KH + kh) * KW + kw) * N * P + n * P
+                    shift_w = kw * dw - pw
+                    # output columns whose input column lies inside the image: 0 <= ow*sw + shift_w < W
+                    ow_lo = min(OW, max(0, (-shift_w + sw - 1) // sw))
+                    ow_hi = max(ow_lo, min(OW, (W - 1 - shift_w) // sw + 1))
+                    for oh in range(OH):
+                        ih = oh * sh - ph + kh * dh
+                        dst = uint64(row_start + oh * OW)
+                        if ih < 0 or ih >= H:
+                            for ow in range(uint64(OW)):
+                                cols_flat[dst + ow] = 0
+                            continue
+                        for ow in range(uint64(ow_lo)):
+                            cols_flat[dst + ow] = 0
+                        for ow in range(uint64(ow_hi), uint64(OW)):
+                            cols_flat[dst + ow] = 0
+                        src = uint64(((n * C + c) * H + ih) * W + ow_lo * sw + shift_w)
+                        dst += uint64(ow_lo)
+                        step = uint64(sw)
+                        for i in range(uint64(ow_hi - ow_lo)):
+                            cols_flat[dst + i] = x_flat[src + i * step]
+
+
+@njit(cache=True, boundscheck=False)
+def _col2im_kernel(cols, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, x):
+    """The adjoint of im2col: x[n, c, ih, iw] += cols[...] for every (tap, output pixel) reading (ih, iw). x starts zeroed."""
+    N, C, H, W = x.shape
+    x_flat = x.ravel()
+    cols_flat = cols.ravel()
+    P = OH * OW
+    for n in range(N):
+        for c in range(C):
+            for kh in range(KH):
+                for kw in range(KW):
+                    row_start = ((c * KH + kh) * KW + kw) * N * P + n * P
+                    shift_w = kw * dw - pw
+                    ow_lo = min(OW, max(0, (-shift_w + sw - 1) // sw))
+                    ow_hi = max(ow_lo, min(OW, (W - 1 - shift_w) // sw + 1))
+                    for oh in range(OH):
+                        ih = oh * sh - ph + kh * dh
+                        if ih < 0 or ih >= H:
+                            continue
+                        src = uint64(row_start + oh * OW + ow_lo)
+                        dst = uint64(((n * C + c) * H + ih) * W + ow_lo * sw + shift_w)
+                        step = uint64(sw)
+                        for i in range(uint64(ow_hi - ow_lo)):
+                            x_flat[dst + i * step] += cols_flat[src + i]
+
+
+def _is_pointwise(kernel_size: Pair, stride: Pair, padding: Pair) -> bool:
+    """A 1x1, stride-1, unpadded convolution reads each pixel once: no gathering needed."""
+    return kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0)
+
+
+def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:
+    """Receptive fields as columns: (N, C, H, W) -> (C*KH*KW, N*OH*OW), rows ordered (c, kh, kw)
+    as in ``torch.nn.functional.unfold`` (which is ``cols.reshape(K, N, P).transpose(1, 0, 2)``)."""
+    N, C, H, W = x.shape
+    KH, KW = kernel_size
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+    if _is_pointwise(kernel_size, stride, padding):
+        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(C, N * H * W)
+    cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
+    _im2col_kernel(np.ascontiguousarray(x), KH, KW, *stride, *padding, *dilation, OH, OW, cols)
+    return cols
+
+
+def col2im(cols: np.ndarray, x_shape, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:
+    """Sum columns back into an image: (C*KH*KW, N*OH*OW) -> (N, C, H, W); the adjoint of ``im2col``."""
+    N, C, H, W = x_shape
+    KH, KW = kernel_size
+    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+    if _is_pointwise(kernel_size, stride, padding):
+        return np.ascontiguousarray(cols.reshape(C, N, H, W).transpose(1, 0, 2, 3))
+    x = np.zeros((N, C, H, W), dtype=cols.dtype)
+    _col2im_kernel(np.ascontiguousarray(cols), KH, KW, *stride, *padding, *dilation, OH, OW, x)
+    return x
+
+
+def _batch_to_columns(a: np.ndarray, groups: int) -> np.ndarray:
+    """(N, O, OH, OW) -> (G, O // G, N*OH*OW): channels as rows, (image, pixel) as columns."""
+    N, O = a.shape[:2]
+    return np.ascontiguousarray(a.reshape(N, O, -1).transpose(1, 0, 2)).reshape(groups, O // groups, -1)
+
+
+@register("conv2d_forward", "numba", priority=10)
+def conv2d_forward_numba(x, w, stride, padding, dilation, groups):
+    """y^T = W @ cols, grouped: (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, N*OH*OW)."""
+    N = x.shape[0]
+    O, Cg, KH, KW = w.shape
+    OH, OW = _output_hw(x.shape, w.shape, stride, padding, dilation)
+    dtype = _result_dtype(x, w)
+    G = groups
+    cols = im2col(x.astype(dtype, copy=False), (KH, KW), stride, padding, dilation)
+    w_groups = w.astype(dtype, copy=False).reshape(G, O // G, Cg * KH * KW)
+    y_rows = np.matmul(w_groups, cols.reshape(G, Cg * KH * KW, N * OH * OW))  # (G, Og, N*P)
+    return np.ascontiguousarray(y_rows.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+
+
+@register("conv2d_backward_input", "numba", priority=10)
+def conv2d_backward_input_numba(grad_y, w, x_shape, stride, padding, dilation, groups):
+    """dcols = W^T @ dy^T per group, then col2im scatters the columns back into dx."""
+    O, Cg, KH, KW = w.shape
+    dtype = _result_dtype(grad_y, w)
+    G = groups
+    w_groups = w.astype(dtype, copy=False).reshape(G, O // G, Cg * KH * KW)
+    gy_rows = _batch_to_columns(grad_y.astype(dtype, copy=False), G)  # (G, Og, N*P)
+    grad_cols = np.matmul(w_groups.transpose(0, 2, 1), gy_rows)  # (G, Cg*KH*KW, N*P)
+    K = G * Cg * KH * KW
+    return col2im(grad_cols.reshape(K, -1), tuple(x_shape), (KH, KW), stride, padding, dilation)
+
+
+@register("conv2d_backward_weight", "numba", priority=10)
+def conv2d_backward_weight_numba(grad_y, x, w_shape, stride, padding, dilation, groups):
+    """dW = dy^T @ cols^T per group: (G, Og, N*P) @ (G, N*P, Cg*KH*KW), contracting images and pixels at once."""
+    O, Cg, KH, KW = w_shape
+    dtype = _result_dtype(grad_y, x)
+    G = groups
+    cols = im2col(x.astype(dtype, copy=False), (KH, KW), stride, padding, dilation)
+    gy_rows = _batch_to_columns(grad_y.astype(dtype, copy=False), G)
+    grad_w = np.matmul(gy_rows, cols.reshape(G, Cg * KH * KW, -1).transpose(0, 2, 1))
+    return grad_w.reshape(O, Cg, KH, KW)
