@@ -403,5 +403,9 @@ class Tensor:
         self.data[normalize_index(index, self.xp)] = value
 
 
+from .autograd import engine as _engine, function as _function  # noqa: E402
+from .ops import _common as _ops_common  # noqa: E402
+
+_function.Tensor = _engine.Tensor = _ops_common.TensorClass = Tensor
 from . import ops  # noqa: E402  (ops import Tensor; the methods above resolve it at call time)
 from .ops import _methods  # noqa: E402,F401  (attaches tensor methods such as .sum(), .reshape())

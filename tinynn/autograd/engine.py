@@ -16,8 +16,11 @@ Unless ``retain_graph``, each node frees what it saved once it has run.
 from __future__ import annotations
 
 from . import anomaly
+from ..ops.shape import sum_to_shape
 from .function import AccumulateGrad
 from .grad_mode import set_grad_enabled
+
+Tensor = None  # set by tinynn.tensor once the class exists
 
 
 def _collect(root_nodes):
@@ -60,8 +63,6 @@ def _needed(nodes, targets):
 
 def _reduce_to_input(grad, shape, dtype):
     """Sum a broadcast gradient back to ``shape`` and cast it to ``dtype``."""
-    from ..ops.shape import sum_to_shape
-
     if grad.shape != shape:
         grad = sum_to_shape(grad, shape)
     if grad.dtype != dtype and dtype.kind in "fc":
@@ -136,8 +137,6 @@ def _root_edge(tensor):
 
 def _run_node(node, grads, buffers, retain_graph: bool) -> None:
     """Call one node's backward and hand each input's gradient to the next node."""
-    from ..tensor import Tensor
-
     grads = [g if g is not None else _zeros(node, i) for i, g in enumerate(grads)]
     input_grads = node.backward(node, *grads)
     if not isinstance(input_grads, tuple):
@@ -164,8 +163,6 @@ def _run_node(node, grads, buffers, retain_graph: bool) -> None:
 
 def _zeros(node, index):
     """Materialise a zero gradient for an output that received none."""
-    from ..tensor import Tensor
-
     shape, dtype = node.output_meta[index]
     return Tensor._make(node.device_xp().zeros(shape, dtype=dtype), node.device)
 
@@ -192,8 +189,6 @@ def _run_hooks(node, grads):
 
 def _accumulate_into_leaf(node, grad, create_graph: bool) -> None:
     """``leaf.grad += grad``, as PyTorch does: gradients accumulate across backward calls."""
-    from ..tensor import Tensor
-
     leaf = node.variable
     if leaf is None or grad is None:
         return

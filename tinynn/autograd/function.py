@@ -16,8 +16,11 @@ from __future__ import annotations
 
 import weakref
 
+from ..backend.device import CPU, array_module_for
 from . import anomaly
 from .grad_mode import _state as _grad_state
+
+Tensor = None  # set by tinynn.tensor once the class exists (tensor.py imports this module)
 
 _RELEASED = object()  # marks saved values freed after backward (retain_graph=False)
 
@@ -70,49 +73,58 @@ class Function:
     # --- apply: run forward, record the node ---------------------------------
     @classmethod
     def apply(cls, *args):
-        from ..tensor import Tensor
-
         ctx = cls()
-        tensors = [a for a in args if isinstance(a, Tensor)]
+        raw, tensors, any_requires_grad = [], [], False
+        for a in args:
+            if isinstance(a, Tensor):
+                tensors.append(a)
+                raw.append(a.data)
+                any_requires_grad = any_requires_grad or a.requires_grad
+            else:
+                raw.append(a)
         device = _common_device(cls, tensors)
-        record = _grad_state.enabled and any(t.requires_grad for t in tensors)
+        record = any_requires_grad and _grad_state.enabled
         ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args) if record \
             else (False,) * len(args)
         ctx._to_save = ()
-        raw = [a.data if isinstance(a, Tensor) else a for a in args]
         outputs = cls.forward(ctx, *raw)
         single = not isinstance(outputs, tuple)
         output_arrays = (outputs,) if single else outputs
 
-        if anomaly.is_anomaly_enabled():
+        if anomaly._state.enabled:
             xp = _xp(device)
             for i, out in enumerate(output_arrays):
                 anomaly.check_finite(xp, out, cls.name(), f"its output {i} (forward)", anomaly.creation_site())
 
-        if record:
-            ctx.device = device
-            ctx._record(args, tensors, output_arrays)
-        else:
+        if not record:
             ctx._saved = _RELEASED
+            if single:
+                return Tensor._make(outputs, device)
+            return tuple(Tensor._make(out, device) if out is not None else None for out in output_arrays)
+        ctx.device = device
+        ctx._record(args, output_arrays)
         results = tuple(
-            Tensor._make(out, device,
-                         grad_fn=ctx if record and ctx._differentiable(out) else None, output_nr=i)
+            Tensor._make(out, device, grad_fn=ctx if ctx._differentiable(out) else None, output_nr=i)
             if out is not None else None
             for i, out in enumerate(output_arrays))
         return results[0] if single else results
 
-    def _record(self, args, tensors, output_arrays) -> None:
+    def _record(self, args, output_arrays) -> None:
         """Turn this ctx into a graph node: link inputs' nodes and pack saved values."""
-        from ..tensor import Tensor
-
-        self.tensor_positions = tuple(i for i, a in enumerate(args) if isinstance(a, Tensor))
-        self.next_nodes = tuple(_gradient_edge(t) for t in (args[i] for i in self.tensor_positions))
-        self.input_meta = tuple((t.shape, t.dtype) for t in (args[i] for i in self.tensor_positions))
+        positions, edges, meta = [], [], []
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor):
+                positions.append(i)
+                edges.append(_gradient_edge(a))
+                meta.append((a.data.shape, a.data.dtype))
+        self.tensor_positions = tuple(positions)
+        self.next_nodes = tuple(edges)
+        self.input_meta = tuple(meta)
         self.num_outputs = len(output_arrays)
         self.output_meta = tuple((o.shape, o.dtype) if o is not None else None for o in output_arrays)
-        self._saved = tuple(_pack(v, args, tensors, output_arrays) for v in self._to_save)
+        self._saved = tuple(_pack(v, args, output_arrays) for v in self._to_save)
         del self._to_save
-        if anomaly.is_anomaly_enabled():
+        if anomaly._state.enabled:
             self._creation_site = anomaly.creation_site()
 
     def _differentiable(self, array) -> bool:
@@ -121,8 +133,6 @@ class Function:
         return id(array) not in getattr(self, "_non_differentiable", ())
 
     def _unpack(self, entry):
-        from ..tensor import Tensor
-
         kind, value = entry
         if kind == "tensor":
             return value
@@ -175,16 +185,14 @@ def _gradient_edge(tensor):
     return (acc, 0)
 
 
-def _pack(value, args, tensors, output_arrays):
-    from ..tensor import Tensor
-
+def _pack(value, args, output_arrays):
     if value is None:
         return ("none", None)
     if isinstance(value, Tensor):
         return ("tensor", value)
-    for t in tensors:
-        if t.data is value:
-            return ("tensor", t)
+    for a in args:
+        if isinstance(a, Tensor) and a.data is value:
+            return ("tensor", a)
     for i, out in enumerate(output_arrays):
         if out is value:
             return ("output", (i, value))
@@ -193,13 +201,11 @@ def _pack(value, args, tensors, output_arrays):
 
 def _common_device(cls, tensors):
     """All tensor inputs of an op must live on one device."""
-    from ..backend.device import CPU
-
     if not tensors:
         return CPU
     device = tensors[0]._device
-    for t in tensors[1:]:
-        if t._device != device:
+    for t in tensors:
+        if t._device is not device and t._device != device:
             devices = ", ".join(str(t._device) for t in tensors)
             raise RuntimeError(f"{cls.name()}: expected all tensors to be on the same device, "
                                f"but found tensors on {devices}")
@@ -207,5 +213,4 @@ def _common_device(cls, tensors):
 
 
 def _xp(device):
-    from ..backend.device import array_module_for
     return array_module_for(device)

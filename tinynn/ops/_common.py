@@ -8,22 +8,17 @@ import numpy as np
 from ..backend.dtypes import get_default_dtype
 
 
-def Tensor():  # noqa: N802  (the class, imported lazily to avoid a cycle)
-    from ..tensor import Tensor as T
-    return T
+TensorClass = None  # set by tinynn.tensor once the class exists (it imports the ops)
 
 
 def is_tensor(x) -> bool:
-    from ..tensor import Tensor as T
-    return isinstance(x, T)
+    return isinstance(x, TensorClass)
 
 
 def scalar_tensor(value, like):
     """A Python number as a 0-d tensor next to ``like``: a "weak" scalar that takes
     ``like``'s dtype (``x * 2`` stays float32), except that a float scalar with an
     integer tensor gives the default float dtype, as in PyTorch."""
-    from ..tensor import Tensor as T
-
     dtype = like.dtype
     if isinstance(value, (bool, np.bool_)):
         dtype = like.dtype
@@ -35,7 +30,7 @@ def scalar_tensor(value, like):
             dtype = get_default_dtype()
     else:
         raise TypeError(f"unsupported operand type {type(value).__name__}")
-    return T._make(like.xp.asarray(value, dtype=dtype), like.device)
+    return TensorClass._make(like.xp.asarray(value, dtype=dtype), like.device)
 
 
 def binary_operands(a, b):
@@ -66,8 +61,7 @@ def _from_other(value, like):
 
 def _cast_raw(t, dtype):
     """Cast a tensor that carries no gradient (ints, bools, scalars)."""
-    from ..tensor import Tensor as T
-    return T._make(t.data.astype(dtype), t.device)
+    return TensorClass._make(t.data.astype(dtype), t.device)
 
 
 def normalize_dim(dim: int, ndim: int, op: str = "op") -> int:

@@ -11,13 +11,21 @@ def _xp(array):
     return get_array_module(array)
 
 
+def _blas_ready(a):
+    """BLAS needs each matrix with one unit stride; broadcast views (stride 0, e.g. the
+    gradient of a sum) would send NumPy to its slow non-BLAS loop, so copy those."""
+    if a.ndim >= 2 and 0 in a.strides[-2:] and a.size > 1:
+        return _xp(a).ascontiguousarray(a)
+    return a
+
+
 class Matmul(Function):
     """a @ b for a, b with at least 2 dims; leading (batch) dims broadcast."""
 
     @staticmethod
     def forward(ctx, a, b):
         ctx.save_for_backward(a, b)
-        return _xp(a).matmul(a, b)
+        return _xp(a).matmul(_blas_ready(a), _blas_ready(b))
 
     @staticmethod
     def backward(ctx, grad):  # d(ab) = da b + a db  ->  grad_a = g b^T, grad_b = a^T g
