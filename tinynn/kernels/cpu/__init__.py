@@ -22,3 +22,5 @@ def _set_numba_cache_dir() -> None:
 _set_numba_cache_dir()
 
 from . import conv  # noqa: E402,F401  (registers the kernels)
+from . import pooling  # noqa: E402,F401
+from . import attention  # noqa: E402,F401
