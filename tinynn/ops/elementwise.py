@@ -427,22 +427,36 @@ class Contiguous(Function):
 
 
 # --- public functions ------------------------------------------------------------
+def _broadcasting(fn_class, op: str, *operands):
+    """``fn_class.apply(*operands)``, turning NumPy's broadcasting error into one that
+    names the op and the shapes (the check costs nothing unless the op fails)."""
+    try:
+        return fn_class.apply(*operands)
+    except ValueError:
+        shapes = [t.shape for t in operands]
+        try:
+            np.broadcast_shapes(*shapes)
+        except ValueError:
+            raise ValueError(f"{op}: shapes {' and '.join(map(str, shapes))} cannot be broadcast together") from None
+        raise
+
+
 def add(a, b, alpha=1):
     a, b = binary_operands(a, b)
     if alpha != 1:
         b = mul(b, alpha)
-    return Add.apply(a, b)
+    return _broadcasting(Add, "add", a, b)
 
 
 def sub(a, b, alpha=1):
     a, b = binary_operands(a, b)
     if alpha != 1:
         b = mul(b, alpha)
-    return Sub.apply(a, b)
+    return _broadcasting(Sub, "sub", a, b)
 
 
 def mul(a, b):
-    return Mul.apply(*binary_operands(a, b))
+    return _broadcasting(Mul, "mul", *binary_operands(a, b))
 
 
 def div(a, b, rounding_mode=None):
@@ -455,7 +469,7 @@ def div(a, b, rounding_mode=None):
     if a.dtype.kind != "f" and b.dtype.kind != "f":  # true division of integers gives floats
         from ..backend.dtypes import get_default_dtype
         a, b = cast(a, get_default_dtype()), cast(b, get_default_dtype())
-    return Div.apply(a, b)
+    return _broadcasting(Div, "div", a, b)
 
 
 def true_divide(a, b):
@@ -468,7 +482,7 @@ def pow(a, b):
             from ..backend.dtypes import get_default_dtype
             a = cast(a, get_default_dtype())
         return PowScalar.apply(a, b)
-    return Pow.apply(*binary_operands(a, b))
+    return _broadcasting(Pow, "pow", *binary_operands(a, b))
 
 
 def floor_divide(a, b):
@@ -483,11 +497,11 @@ def remainder(a, b):
 
 
 def maximum(a, b):
-    return Maximum.apply(*binary_operands(a, b))
+    return _broadcasting(Maximum, "maximum", *binary_operands(a, b))
 
 
 def minimum(a, b):
-    return Minimum.apply(*binary_operands(a, b))
+    return _broadcasting(Minimum, "minimum", *binary_operands(a, b))
 
 
 def where(condition, a, b):
@@ -499,7 +513,7 @@ def where(condition, a, b):
     condition = condition if is_tensor(condition) else as_tensor(condition, device=a.device)
     if condition.dtype.kind != "b":
         condition = condition.bool()
-    return Where.apply(condition, a, b)
+    return _broadcasting(Where, "where", condition, a, b)
 
 
 def _unary(fn_class):
@@ -598,7 +612,10 @@ def _compare(name):
     def op(a, b):
         a, b = binary_operands(a, b)
         from ..tensor import Tensor
-        return Tensor._make(getattr(a.xp, name)(a.data, b.data), a.device)
+        try:
+            return Tensor._make(getattr(a.xp, name)(a.data, b.data), a.device)
+        except ValueError:
+            raise ValueError(f"{name}: shapes {a.shape} and {b.shape} cannot be broadcast together") from None
     op.__name__ = name
     return op
 
