@@ -11,6 +11,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled
 from ._common import normalize_dim, normalize_dims
 
 values_indices = namedtuple("values_indices", ["values", "indices"])
@@ -113,15 +114,31 @@ class Prod(Function):
     @staticmethod
     def backward(ctx, grad):
         """d prod = prod / a_i for each i. Where inputs are zero that division fails, so
-        there the product of the other elements is computed directly (not twice differentiable)."""
+        there the product of the other elements is computed directly."""
         a, y = ctx.saved_tensors
         dims = tuple(range(a.ndim)) if ctx.dim is None else (ctx.dim,)
         grad = unreduce(grad, a.shape, dims, ctx.keepdim)
         y = unreduce(y, a.shape, dims, ctx.keepdim)
         if not bool((a.data == 0).any()):
             return grad * (y / a), None, None
+        if is_grad_enabled():  # create_graph: the product of the others, built from ops
+            return grad * _product_of_others_differentiable(a, ctx.dim), None, None
         others = _product_of_others(a.data, ctx.dim)
         return grad * others, None, None
+
+
+def _product_of_others_differentiable(a, dim):
+    """For each element, the product of the other elements along ``dim`` (all if None),
+    written with tinynn ops: copy the n elements into n rows, put a 1 in place of row i's
+    own element, and take each row's product. O(n^2), used only for double backward."""
+    from .elementwise import where
+    from .shape import movedim
+    flat = a.reshape(-1) if dim is None else movedim(a, dim, -1)
+    n = flat.shape[-1]
+    rows = flat.unsqueeze(-2).expand(flat.shape[:-1] + (n, n))  # rows[..., i, j] = flat[..., j]
+    own = a.xp.eye(n, dtype=bool)
+    others = where(own, 1.0, rows).prod(-1)
+    return others.reshape(a.shape) if dim is None else movedim(others, -1, dim)
 
 
 def _product_of_others(a, dim):
