@@ -1,14 +1,15 @@
 """Scaled dot-product attention on the GPU: a fused FlashAttention-style kernel and a
 composed version built from CuPy GEMMs.
 
-Shapes: q (B, H, L, E), k (B, H, S, E), v (B, H, S, Ev). ``mask`` is an ADDITIVE
-float array broadcastable to (B, H, L, S) (or None); ``dropout_mask`` holds 0 or
+Shapes: q (..., L, E), k (..., S, E), v (..., S, Ev), usually (B, H, L, E); the
+leading dims broadcast. ``mask`` is an ADDITIVE float array broadcastable to
+(..., L, S) (or None); ``dropout_mask`` holds 0 or
 1/(1-p) and multiplies the probabilities (or None). ``is_causal`` lets query i see
 keys j <= i (PyTorch's top-left alignment). With s = scale * q k^T + mask:
 
     P = softmax(s),  out = (P * Z) @ v,  lse = log sum_j exp(s_ij)
 
-Fused forward: one thread block per (batch*head, tile of query rows), one thread
+Fused forward: one thread block per (batch element, tile of query rows), one thread
 per query row. Key/value tiles are loaded into shared memory by all the block's
 threads; each thread keeps a running maximum m, running sum l and accumulator a
 for its row (online softmax) and rescales them by exp(m_old - m_new) when the
@@ -24,8 +25,10 @@ Fused backward (FlashAttention-2), with D_i = dO_i . O_i:
 computed by two kernels so that nothing needs atomics: one with a thread per key
 row (dK, dV) and one with a thread per query row (dQ), each recomputing P.
 
-Rows whose every score is masked out (-inf) give NaN outputs and lse = -inf, as a
-plain softmax does; their gradients are zero.
+Rows whose every score is masked out (-inf) give zero outputs and lse = -inf (as
+PyTorch's SDPA does); their gradients are zero. The fused kernels see the batch as
+(1, N, ...) views (N = the product of the batch dims), so broadcast inputs and
+masks are not copied.
 """
 from __future__ import annotations
 
@@ -137,9 +140,9 @@ def _forward_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: str):
                 for e in range(ev_dim):
                     out[b, h, row, e] = acc[e] / running_sum
                 lse[b, h, row] = running_max + math.log(running_sum)
-            else:  # every key masked: softmax of all -inf
+            else:  # every key masked: no attention at all (PyTorch's safe softmax)
                 for e in range(ev_dim):
-                    out[b, h, row, e] = math.nan
+                    out[b, h, row, e] = zero
                 lse[b, h, row] = minus_inf
 
     return forward
@@ -289,60 +292,100 @@ def _backward_query_kernel(tile: int, head_dim: int, value_dim: int, dtype_name:
 
 # ----------------------------------------------------------------------------- argument handling
 def _check(q, k, v):
-    if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
-        raise ValueError(f"attention: expected 4-D q, k, v (B, H, L, E), got {q.shape}, {k.shape}, {v.shape}")
-    if k.shape[:2] != q.shape[:2] or v.shape[:3] != k.shape[:3] or k.shape[3] != q.shape[3]:
-        raise ValueError(f"attention: q {q.shape}, k {k.shape}, v {v.shape} do not match (B, H, L|S, E|Ev)")
+    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
+        raise ValueError(f"attention: q, k, v need at least 2 dims (..., L|S, E), got {q.shape}, {k.shape}, {v.shape}")
+    if k.shape[-1] != q.shape[-1] or v.shape[-2] != k.shape[-2]:
+        raise ValueError(f"attention: q {q.shape}, k {k.shape}, v {v.shape} do not match (..., L, E), (..., S, E), "
+                         "(..., S, Ev)")
 
 
-def _broadcast(xp, array, shape, dtype, fill):
-    """``array`` (or a constant ``fill`` when None) as a (B, H, L, S) view of ``dtype``."""
+def _batch_shape(*arrays) -> tuple:
+    """The broadcast of the leading (batch) dims of q, k, v and the masks, usually (B, H)."""
+    try:
+        return tuple(np.broadcast_shapes(*(a.shape[:-2] for a in arrays if a is not None)))
+    except ValueError:
+        raise ValueError("attention: batch dims of " + ", ".join(str(a.shape) for a in arrays if a is not None)
+                         + " do not broadcast") from None
+
+
+def _as_batch_of_heads(xp, array, batch, tail):
+    """``array`` broadcast to batch + tail and viewed as (1, prod(batch), *tail): the fused kernels index
+    [b, h, row, column] and see the whole batch as the heads of one sample. Views where possible: a mask
+    shared by all heads is broadcast, not copied."""
+    array = xp.asarray(array)
+    lead = array.shape[:-2]
+    if all(d == 1 for d in lead):
+        flat = array.reshape((1, 1) + array.shape[-2:])
+    elif lead == batch:
+        flat = array.reshape((1, -1) + array.shape[-2:])
+    else:  # broadcast over some batch dims only: materialise
+        flat = xp.broadcast_to(array, batch + array.shape[-2:]).reshape((1, -1) + array.shape[-2:])
+    return xp.broadcast_to(flat, (1, math.prod(batch)) + tuple(tail))
+
+
+def _reduce_to(xp, grad, shape):
+    """Sum a gradient over the batch dims its input was broadcast along (e.g. k shared by all heads)."""
+    shape = tuple(shape)
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, (g, s) in enumerate(zip(grad.shape, shape)) if s == 1 and g != 1)
+    return grad.sum(axis=axes, keepdims=True) if axes else grad
+
+
+def _constant_view(xp, array, dtype, fill, batch, tail):
+    """A mask as (1, N, L, S) of ``dtype``; an absent one as a broadcast constant."""
     if array is None:
-        array = xp.full((1, 1, 1, 1), fill, dtype=dtype)
-    array = xp.asarray(array).astype(dtype, copy=False)
-    while array.ndim < 4:
-        array = array[None]
-    return xp.broadcast_to(array, shape)
+        return xp.broadcast_to(xp.full((1, 1, 1, 1), fill, dtype=dtype), (1, math.prod(batch)) + tuple(tail))
+    return _as_batch_of_heads(xp, xp.asarray(array).astype(dtype, copy=False), batch, tail)
 
 
 def _fused_setup(q, k, v, mask, dropout_mask):
+    """Everything in the (1, N, ..) layout of the fused kernels, and the kernels' compile-time key."""
     xp = array_module(q)
-    batch, heads, query_len, e_dim = q.shape
-    key_len, ev_dim = k.shape[2], v.shape[3]
-    scores_shape = (batch, heads, query_len, key_len)
-    mask = _broadcast(xp, mask, scores_shape, q.dtype, 0)
-    dropout_mask = _broadcast(xp, dropout_mask, scores_shape, q.dtype, 1)
+    batch = _batch_shape(q, k, v, mask, dropout_mask)
+    query_len, key_len = q.shape[-2], k.shape[-2]
+    e_dim, ev_dim = q.shape[-1], v.shape[-1]
+    q4 = _as_batch_of_heads(xp, q, batch, (query_len, e_dim))
+    k4 = _as_batch_of_heads(xp, k, batch, (key_len, e_dim))
+    v4 = _as_batch_of_heads(xp, v, batch, (key_len, ev_dim))
+    mask4 = _constant_view(xp, mask, q.dtype, 0, batch, (query_len, key_len))
+    dropout4 = _constant_view(xp, dropout_mask, q.dtype, 1, batch, (query_len, key_len))
     head_dim, value_dim = _padded(e_dim), _padded(ev_dim)
     tile = _tile_size(head_dim, value_dim, q.dtype.itemsize)
     kernel_key = (tile, head_dim, value_dim, q.dtype.name)
-    constants = (q.dtype.type(0), q.dtype.type(-np.inf))
-    return xp, mask, dropout_mask, kernel_key, constants
+    return xp, batch, (q4, k4, v4, mask4, dropout4), kernel_key
 
 
 def _use_fused(q, v) -> bool:
-    return max(q.shape[3], v.shape[3]) <= MAX_FUSED_HEAD_DIM and q.dtype.kind == "f" and q.dtype.itemsize >= 4
+    return max(q.shape[-1], v.shape[-1]) <= MAX_FUSED_HEAD_DIM and q.dtype.kind == "f" and q.dtype.itemsize >= 4
 
 
-def _default_scale(q, scale):
+def _scale_value(q, scale) -> float:
     return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+
+
+def _constants(dtype):
+    return dtype.type(0), dtype.type(-np.inf)
 
 
 # ----------------------------------------------------------------------------- fused (numba_cuda)
 @register("attention_forward", "numba_cuda", device="cuda", priority=10)
 def attention_forward(q, k, v, mask, is_causal: bool, scale, dropout_mask):
-    """(out, lse) from the fused online-softmax kernel; (B, H, L, S) scores are never stored."""
+    """(out, lse) from the fused online-softmax kernel; (..., L, S) scores are never stored."""
     _check(q, k, v)
     if not _use_fused(q, v):
         return attention_forward_composed(q, k, v, mask, is_causal, scale, dropout_mask)
-    xp, mask, dropout_mask, kernel_key, (zero, minus_inf) = _fused_setup(q, k, v, mask, dropout_mask)
-    batch, heads, query_len, _ = q.shape
-    out = xp.empty((batch, heads, query_len, v.shape[3]), dtype=q.dtype)
-    lse = xp.empty((batch, heads, query_len), dtype=q.dtype)
+    xp, batch, (q4, k4, v4, mask4, dropout4), kernel_key = _fused_setup(q, k, v, mask, dropout_mask)
+    heads, query_len = q4.shape[1], q4.shape[2]
+    out = xp.empty((1, heads, query_len, v.shape[-1]), dtype=q.dtype)
+    lse = xp.empty((1, heads, query_len), dtype=q.dtype)
     tile = kernel_key[0]
-    blocks = (-(-query_len // tile), batch * heads)
-    launch(_forward_kernel(*kernel_key), blocks, tile, q, k, v, mask, dropout_mask, bool(is_causal),
-           q.dtype.type(_default_scale(q, scale)), out, lse, zero, minus_inf)
-    return out, lse
+    launch(_forward_kernel(*kernel_key), (-(-query_len // tile), heads), tile, q4, k4, v4, mask4, dropout4,
+           bool(is_causal), q.dtype.type(_scale_value(q, scale)), out, lse, *_constants(q.dtype))
+    return out.reshape(batch + out.shape[2:]), lse.reshape(batch + lse.shape[2:])
 
 
 @register("attention_backward", "numba_cuda", device="cuda", priority=10)
@@ -351,20 +394,24 @@ def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale
     _check(q, k, v)
     if not _use_fused(q, v):
         return attention_backward_composed(grad_out, q, k, v, out, lse, mask, is_causal, scale, dropout_mask)
-    xp, mask, dropout_mask, kernel_key, (zero, minus_inf) = _fused_setup(q, k, v, mask, dropout_mask)
-    grad_out = xp.ascontiguousarray(grad_out, dtype=q.dtype)
-    delta = (grad_out * out).sum(axis=-1)  # D_i = dO_i . O_i
-    delta = xp.where(lse == minus_inf, zero, delta)  # rows with no visible key have NaN outputs
-    scale = q.dtype.type(_default_scale(q, scale))
-    batch, heads, query_len, _ = q.shape
-    key_len = k.shape[2]
-    grad_q, grad_k, grad_v = xp.empty_like(q), xp.empty_like(k), xp.empty_like(v)
+    xp, batch, (q4, k4, v4, mask4, dropout4), kernel_key = _fused_setup(q, k, v, mask, dropout_mask)
+    heads, query_len, key_len = q4.shape[1], q4.shape[2], k4.shape[2]
+    grad_out4 = _as_batch_of_heads(xp, xp.asarray(grad_out).astype(q.dtype, copy=False), batch,
+                                   (query_len, v.shape[-1]))
+    out4 = _as_batch_of_heads(xp, out, batch, (query_len, v.shape[-1]))
+    lse4 = xp.ascontiguousarray(xp.broadcast_to(lse, batch + (query_len,)).reshape(1, heads, query_len))
+    delta = (grad_out4 * out4).sum(axis=-1)  # D_i = dO_i . O_i
+    scale = q.dtype.type(_scale_value(q, scale))
+    grad_q = xp.empty((1, heads, query_len, q.shape[-1]), dtype=q.dtype)
+    grad_k = xp.empty((1, heads, key_len, k.shape[-1]), dtype=q.dtype)
+    grad_v = xp.empty((1, heads, key_len, v.shape[-1]), dtype=q.dtype)
     tile = kernel_key[0]
-    launch(_backward_key_kernel(*kernel_key), (-(-key_len // tile), batch * heads), tile, grad_out, q, k, v, lse,
-           delta, mask, dropout_mask, bool(is_causal), scale, grad_k, grad_v, zero, minus_inf)
-    launch(_backward_query_kernel(*kernel_key), (-(-query_len // tile), batch * heads), tile, grad_out, q, k, v,
-           lse, delta, mask, dropout_mask, bool(is_causal), scale, grad_q, zero, minus_inf)
-    return grad_q, grad_k, grad_v
+    launch(_backward_key_kernel(*kernel_key), (-(-key_len // tile), heads), tile, grad_out4, q4, k4, v4, lse4,
+           delta, mask4, dropout4, bool(is_causal), scale, grad_k, grad_v, *_constants(q.dtype))
+    launch(_backward_query_kernel(*kernel_key), (-(-query_len // tile), heads), tile, grad_out4, q4, k4, v4, lse4,
+           delta, mask4, dropout4, bool(is_causal), scale, grad_q, *_constants(q.dtype))
+    return tuple(_reduce_to(xp, grad.reshape(batch + grad.shape[2:]), original.shape)
+                 for grad, original in ((grad_q, q), (grad_k, k), (grad_v, v)))
 
 
 # ----------------------------------------------------------------------------- composed (cupy)
@@ -380,41 +427,41 @@ def _scores(xp, q, k, mask, is_causal, scale):
     return scores
 
 
-def _logsumexp(xp, scores):
-    row_max = scores.max(axis=-1, keepdims=True)
-    row_max = xp.where(xp.isfinite(row_max), row_max, 0)
-    with np.errstate(divide="ignore"):
-        return (row_max + xp.log(xp.exp(scores - row_max).sum(axis=-1, keepdims=True)))[..., 0]
+def _probabilities(xp, scores, lse):
+    """P = exp(s - lse); 0 on rows where every score is -inf (lse = -inf)."""
+    finite_lse = xp.where(xp.isfinite(lse), lse, 0)
+    return xp.exp(scores - finite_lse[..., None])
 
 
 @register("attention_forward", "cupy", device="cuda", priority=5)
 def attention_forward_composed(q, k, v, mask, is_causal: bool, scale, dropout_mask):
-    """(out, lse) from two batched GEMMs (cuBLAS) around an explicit (B, H, L, S) softmax."""
+    """(out, lse) from two batched GEMMs (cuBLAS) around an explicit (..., L, S) softmax."""
     xp = array_module(q)
     _check(q, k, v)
-    scores = _scores(xp, q, k, mask, is_causal, _default_scale(q, scale))
-    lse = _logsumexp(xp, scores)
-    with np.errstate(invalid="ignore"):
-        probabilities = xp.exp(scores - lse[..., None])  # NaN where a whole row is masked
+    _batch_shape(q, k, v, mask, dropout_mask)
+    scores = _scores(xp, q, k, mask, is_causal, _scale_value(q, scale))
+    row_max = scores.max(axis=-1, keepdims=True)
+    row_max = xp.where(xp.isfinite(row_max), row_max, 0)
+    with np.errstate(divide="ignore"):  # log(0) = -inf on fully masked rows
+        lse = (row_max + xp.log(xp.exp(scores - row_max).sum(axis=-1, keepdims=True)))[..., 0]
+    probabilities = _probabilities(xp, scores, lse)
     if dropout_mask is not None:
         probabilities = probabilities * xp.asarray(dropout_mask).astype(q.dtype, copy=False)
-    return xp.matmul(probabilities, v), lse.astype(q.dtype, copy=False)
+    return xp.matmul(probabilities, v).astype(q.dtype, copy=False), lse.astype(q.dtype, copy=False)
 
 
 @register("attention_backward", "cupy", device="cuda", priority=5)
 def attention_backward_composed(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale, dropout_mask):
-    """The backward formulas of the module docstring, with the (B, H, L, S) matrices materialised."""
+    """The backward formulas of the module docstring, with the (..., L, S) matrices materialised."""
     xp = array_module(q)
-    scale = _default_scale(q, scale)
-    scores = _scores(xp, q, k, mask, is_causal, scale)
-    visible_rows = xp.isfinite(lse)[..., None]
-    with np.errstate(invalid="ignore"):
-        probabilities = xp.where(visible_rows, xp.exp(scores - lse[..., None]), 0)
+    scale = q.dtype.type(_scale_value(q, scale))
+    probabilities = _probabilities(xp, _scores(xp, q, k, mask, is_causal, scale), lse)
     keep = 1 if dropout_mask is None else xp.asarray(dropout_mask).astype(q.dtype, copy=False)
     grad_probabilities = xp.matmul(grad_out, v.swapaxes(-1, -2)) * keep  # dP = (dO V^T) * Z
     grad_v = xp.matmul((probabilities * keep).swapaxes(-1, -2), grad_out)  # dV = (P*Z)^T dO
-    delta = xp.where(visible_rows, (grad_out * out).sum(axis=-1, keepdims=True), 0)  # D = rowsum(dO * O)
+    delta = (grad_out * out).sum(axis=-1, keepdims=True)  # D = rowsum(dO * O)
     grad_scores = probabilities * (grad_probabilities - delta)  # dS = P (dP - D)
-    grad_q = xp.matmul(grad_scores, k) * q.dtype.type(scale)
-    grad_k = xp.matmul(grad_scores.swapaxes(-1, -2), q) * q.dtype.type(scale)
-    return grad_q.astype(q.dtype, copy=False), grad_k.astype(q.dtype, copy=False), grad_v.astype(q.dtype, copy=False)
+    grad_q = xp.matmul(grad_scores, k) * scale
+    grad_k = xp.matmul(grad_scores.swapaxes(-1, -2), q) * scale
+    return tuple(_reduce_to(xp, grad, original.shape).astype(q.dtype, copy=False)
+                 for grad, original in ((grad_q, q), (grad_k, k), (grad_v, v)))

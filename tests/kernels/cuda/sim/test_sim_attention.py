@@ -91,6 +91,7 @@ def test_attention_float32_matches_cpu_reference(name, rng, cpu_reference):
     grad_out = rng.standard_normal((*q.shape[:3], v.shape[3])).astype(np.float32)
     out, lse, grads = _run(name, q, k, v, mask, is_causal, scale, dropout_mask, grad_out)
     assert out.dtype == lse.dtype == np.float32
+    scale = 1 / np.sqrt(q.shape[-1])  # the reference takes the scale already resolved
     out_ref, lse_ref = cpu_reference("attention_forward")(q, k, v, mask, is_causal, scale, dropout_mask)
     grads_ref = cpu_reference("attention_backward")(grad_out, q, k, v, out_ref, lse_ref, mask, is_causal, scale,
                                                     dropout_mask)
@@ -102,15 +103,41 @@ def test_attention_float32_matches_cpu_reference(name, rng, cpu_reference):
 
 
 @pytest.mark.parametrize("name", IMPLEMENTATIONS)
-def test_fully_masked_rows_give_nan_outputs_and_zero_gradients(name, rng):
+def test_fully_masked_rows_give_zero_outputs_and_zero_gradients(name, rng):
     q, k, v = (rng.standard_normal((1, 1, 3, 2)) for _ in range(3))
     mask = np.zeros((3, 3))
-    mask[1] = -np.inf  # query 1 sees nothing
+    mask[1] = -np.inf  # query 1 sees nothing: PyTorch's SDPA gives 0 there, not NaN
     out, lse, (grad_q, grad_k, grad_v) = _run(name, q, k, v, mask, False, None, None, np.ones((1, 1, 3, 2)))
-    assert np.isnan(out[0, 0, 1]).all() and np.isfinite(out[0, 0, [0, 2]]).all()
-    assert lse[0, 0, 1] == -np.inf
+    np.testing.assert_array_equal(out[0, 0, 1], 0)
+    assert lse[0, 0, 1] == -np.inf and np.isfinite(lse[0, 0, [0, 2]]).all()
     np.testing.assert_array_equal(grad_q[0, 0, 1], 0)
     assert np.isfinite(grad_k).all() and np.isfinite(grad_v).all()
+    # the visible rows are untouched by the masked one
+    rows = [0, 2]
+    out_ref, _, (grad_q_ref, _, _) = _numpy_attention(q[..., rows, :], k, v, mask[rows], False, None, None,
+                                                      np.ones((1, 1, 2, 2)))
+    assert_close(out[..., rows, :], out_ref, np.float64, "visible rows")
+    assert_close(grad_q[..., rows, :], grad_q_ref, np.float64, "grad_q of visible rows")
+
+
+@pytest.mark.parametrize("name", IMPLEMENTATIONS)
+def test_batch_dims_broadcast_and_gradients_reduce(name, rng):
+    # 3-D q (N, L, E) against k, v shared by the batch (1, S, E), and a (N, 1, S) key-padding mask
+    q = rng.standard_normal((3, 5, 2))
+    k = rng.standard_normal((1, 6, 2))
+    v = rng.standard_normal((1, 6, 3))
+    mask = np.where(rng.random((3, 1, 6)) < 0.3, -np.inf, 0.0)
+    mask[:, :, 0] = 0  # every query sees key 0
+    grad_out = rng.standard_normal((3, 5, 3))
+    out, lse, grads = _run(name, q, k, v, mask, True, 0.8, None, grad_out)
+    out_ref, lse_ref, grads_ref = _numpy_attention(q, k, v, mask, True, 0.8, None, grad_out)
+    assert out.shape == (3, 5, 3) and lse.shape == (3, 5)
+    assert_close(out, out_ref, np.float64, "out")
+    assert_close(lse, lse_ref, np.float64, "lse")
+    for grad, grad_ref, original, what in zip(grads, grads_ref, (q, k, v), ("grad_q", "grad_k", "grad_v")):
+        assert grad.shape == original.shape, what
+        assert_close(grad, grad_ref.sum(axis=0, keepdims=True) if original.shape[0] == 1 else grad_ref,
+                     np.float64, what)
 
 
 def test_large_heads_fall_back_to_the_composed_kernel(rng, monkeypatch):
@@ -125,6 +152,9 @@ def test_large_heads_fall_back_to_the_composed_kernel(rng, monkeypatch):
 
 def test_attention_rejects_mismatched_shapes():
     q = np.zeros((1, 1, 2, 3))
+    with pytest.raises(ValueError, match="attention"):
+        kernels.get("attention_forward", "cuda")(q, np.zeros((2, 1, 2, 3)), np.zeros((3, 1, 2, 3)), None, False,
+                                                  None, None)
     with pytest.raises(ValueError, match="attention"):
         kernels.get("attention_forward", "cuda")(q, np.zeros((1, 1, 2, 4)), np.zeros((1, 1, 2, 3)), None, False,
                                                   None, None)
