@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import tinynn as tn
-from tinynn.serialization import CheckpointError
+from tinynn import optim
+from tinynn.serialization import CheckpointError, load, save
 from tinynn.tensor import Tensor
 
 DTYPES = [np.float16, np.float32, np.float64, np.int8, np.int32, np.int64, np.uint8, np.bool_, np.complex64]
@@ -71,8 +72,8 @@ def assert_same(a, b, where="obj"):
 def test_round_trip_of_every_type(tmp_path):
     obj = sample_object()
     path = tmp_path / "checkpoint.pt"
-    tn.save(obj, path)
-    loaded = tn.load(path)
+    save(obj, path)
+    loaded = load(path)
     assert_same(obj, loaded)
     assert loaded[0] == "int key" and loaded[True] == "bool key" and loaded[1.5] == "float key"
     loaded["weights"]["w_float32"].data[0, 0] = 1.0  # loaded arrays are ordinary writable arrays
@@ -80,31 +81,31 @@ def test_round_trip_of_every_type(tmp_path):
 
 def test_nan_and_requires_grad(tmp_path):
     obj = {"nan": math.nan, "param": Tensor(np.ones(3), requires_grad=True), "plain": Tensor(np.ones(2))}
-    tn.save(obj, tmp_path / "c")
-    loaded = tn.load(tmp_path / "c")
+    save(obj, tmp_path / "c")
+    loaded = load(tmp_path / "c")
     assert math.isnan(loaded["nan"])
     assert loaded["param"].requires_grad and not loaded["plain"].requires_grad
 
 
 def test_path_is_used_exactly_and_no_temporary_files_remain(tmp_path):
     for name in ("model.pt", "no_suffix", "weights.npz"):
-        tn.save({"x": np.ones(2)}, tmp_path / name)
-        tn.save({"x": np.zeros(2)}, str(tmp_path / name))  # overwrite, str path
+        save({"x": np.ones(2)}, tmp_path / name)
+        save({"x": np.zeros(2)}, str(tmp_path / name))  # overwrite, str path
     assert sorted(os.listdir(tmp_path)) == ["model.pt", "no_suffix", "weights.npz"]
-    np.testing.assert_array_equal(tn.load(tmp_path / "model.pt")["x"], np.zeros(2))
+    np.testing.assert_array_equal(load(tmp_path / "model.pt")["x"], np.zeros(2))
 
 
 def test_file_objects(tmp_path):
     buffer = io.BytesIO()
-    tn.save([Tensor(np.arange(3)), "x"], buffer)
+    save([Tensor(np.arange(3)), "x"], buffer)
     buffer.seek(0)
-    loaded = tn.load(buffer)
+    loaded = load(buffer)
     np.testing.assert_array_equal(loaded[0].data, np.arange(3))
     assert loaded[1] == "x"
 
 
 def test_file_is_a_plain_npz(tmp_path):
-    tn.save({"w": np.arange(4.0)}, tmp_path / "c")
+    save({"w": np.arange(4.0)}, tmp_path / "c")
     with np.load(tmp_path / "c", allow_pickle=False) as npz:
         structure = json.loads(npz["__tinynn__"].tobytes().decode())
         assert structure["format"] == "tinynn.checkpoint"
@@ -116,7 +117,7 @@ def test_file_is_a_plain_npz(tmp_path):
 def test_unsupported_objects_raise_before_writing(bad, tmp_path):
     path = tmp_path / "c"
     with pytest.raises(TypeError, match="tn.save"):
-        tn.save({"x": bad}, path)
+        save({"x": bad}, path)
     assert os.listdir(tmp_path) == []
 
 
@@ -132,7 +133,7 @@ class _RunsShellOnUnpickle:
 
 def assert_refused(path):
     with pytest.raises(CheckpointError, match="not a (valid )?tinynn checkpoint|corrupt"):
-        tn.load(path)
+        load(path)
 
 
 def test_pickle_with_reduce_is_refused_and_not_executed(tmp_path):
@@ -165,7 +166,7 @@ def test_torch_style_zip_with_pickle_is_refused_and_not_executed(tmp_path):
 
 def test_truncated_files_are_refused(tmp_path):
     path = tmp_path / "c"
-    tn.save(sample_object(), path)
+    save(sample_object(), path)
     raw = path.read_bytes()
     for length in (0, 3, 10, len(raw) // 3, len(raw) // 2, len(raw) - 30, len(raw) - 1):
         path.write_bytes(raw[:length])
@@ -174,7 +175,7 @@ def test_truncated_files_are_refused(tmp_path):
 
 def test_corrupted_array_bytes_are_refused(tmp_path):
     path = tmp_path / "c"
-    tn.save({"w": np.arange(1000.0)}, path)
+    save({"w": np.arange(1000.0)}, path)
     raw = bytearray(path.read_bytes())
     offset = raw.index(np.arange(1000.0)[500:502].tobytes())  # inside the array data
     raw[offset] ^= 0xFF
@@ -214,6 +215,10 @@ def test_npz_without_structure_is_refused(tmp_path):
     assert_refused(path)
 
 
+def test_exported_at_top_level():
+    assert tn.save is save and tn.load is load
+
+
 def test_checkpoint_error_is_a_value_error():
     assert issubclass(CheckpointError, ValueError)
 
@@ -222,7 +227,7 @@ def test_checkpoint_error_is_a_value_error():
 
 def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    tn.save({"epoch": 1, "w": np.arange(5.0)}, path)
+    save({"epoch": 1, "w": np.arange(5.0)}, path)
     before = path.read_bytes()
 
     real_write_array = np.lib.format.write_array
@@ -237,25 +242,25 @@ def test_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch):
 
     monkeypatch.setattr(np.lib.format, "write_array", write_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        tn.save({"epoch": 2, "w": np.zeros(500), "v": np.ones(500)}, path)
+        save({"epoch": 2, "w": np.zeros(500), "v": np.ones(500)}, path)
     monkeypatch.undo()
 
     assert len(calls) == 2
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["ckpt.pt"]  # the temporary file was removed
-    loaded = tn.load(path)
+    loaded = load(path)
     assert loaded["epoch"] == 1
     np.testing.assert_array_equal(loaded["w"], np.arange(5.0))
 
 
 def test_state_dicts_of_optimizers_round_trip(tmp_path):
     p = Tensor(np.ones(3), requires_grad=True)
-    opt = tn.optim.Adam([p], lr=0.1, betas=(0.8, 0.9))
+    opt = optim.Adam([p], lr=0.1, betas=(0.8, 0.9))
     p.grad = Tensor(np.full(3, 0.5))
     opt.step()
     state = opt.state_dict()
-    tn.save(state, tmp_path / "opt")
-    loaded = tn.load(tmp_path / "opt")
+    save(state, tmp_path / "opt")
+    loaded = load(tmp_path / "opt")
     assert list(loaded["state"]) == [0]
     assert loaded["state"][0]["step"] == 1
     assert loaded["param_groups"][0]["betas"] == (0.8, 0.9)
@@ -269,7 +274,7 @@ def test_cuda_tensors_come_back_on_the_cpu(tmp_path):
     if not tn.cuda.is_available():
         pytest.skip("no CUDA device")
     t = tn.tensor(np.arange(6, dtype=np.float16).reshape(2, 3), device="cuda")
-    tn.save({"t": t}, tmp_path / "c")
-    loaded = tn.load(tmp_path / "c")["t"]
+    save({"t": t}, tmp_path / "c")
+    loaded = load(tmp_path / "c")["t"]
     assert loaded.device == tn.device("cpu") and loaded.dtype == np.float16
     np.testing.assert_array_equal(loaded.data, cupy.asnumpy(t.data))

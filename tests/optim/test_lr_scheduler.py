@@ -8,6 +8,7 @@ import pytest
 import tinynn as tn
 from tinynn import optim
 from tinynn.optim import lr_scheduler
+from tinynn.serialization import load, save
 from tinynn.tensor import Tensor
 
 N_EPOCHS = 30
@@ -108,8 +109,8 @@ def test_state_dict_round_trip_continues_identically(case, through_file, tmp_pat
     run(opt, schedulers, 12)
     checkpoint = {"optimizer": opt.state_dict(), "schedulers": [s.state_dict() for s in schedulers]}
     if through_file:
-        tn.save(checkpoint, tmp_path / "ckpt")
-        checkpoint = tn.load(tmp_path / "ckpt")
+        save(checkpoint, tmp_path / "ckpt")
+        checkpoint = load(tmp_path / "ckpt")
 
     # as PyTorch recommends: build the scheduler, then load the optimizer, then the scheduler
     new_opt, new_schedulers = tinynn_setup(case)
@@ -189,8 +190,8 @@ def test_reduce_lr_on_plateau_state_dict_round_trip(tmp_path):
     opt, scheduler = build()
     for metric in METRICS[:10]:
         scheduler.step(metric)
-    tn.save({"optimizer": opt.state_dict(), "scheduler": scheduler.state_dict()}, tmp_path / "ckpt")
-    checkpoint = tn.load(tmp_path / "ckpt")
+    save({"optimizer": opt.state_dict(), "scheduler": scheduler.state_dict()}, tmp_path / "ckpt")
+    checkpoint = load(tmp_path / "ckpt")
     opt, scheduler = build()
     opt.load_state_dict(checkpoint["optimizer"])
     scheduler.load_state_dict(checkpoint["scheduler"])
@@ -205,8 +206,8 @@ def test_reduce_lr_on_plateau_state_dict_round_trip(tmp_path):
 def test_fresh_reduce_lr_on_plateau_state_survives_save(tmp_path):
     opt = optim.SGD([Tensor(np.zeros(2), requires_grad=True)], lr=0.1)
     scheduler = lr_scheduler.ReduceLROnPlateau(opt)
-    tn.save(scheduler.state_dict(), tmp_path / "s")
-    state = tn.load(tmp_path / "s")
+    save(scheduler.state_dict(), tmp_path / "s")
+    state = load(tmp_path / "s")
     assert state["best"] == math.inf and state["mode_worse"] == math.inf
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..backend import kernels
 from ..backend.device import get_array_module
 from .optimizer import Optimizer, ParamsT, check_non_negative
 
@@ -41,11 +42,11 @@ class Adagrad(Optimizer):
         for group in self.param_groups:
             options = dict(lr=group["lr"], lr_decay=group["lr_decay"], eps=group["eps"],
                            weight_decay=group["weight_decay"], maximize=group["maximize"])
-            for p, param, grad in self._params_with_grad(group):
+            for p, update, param, grad in self._params_with_grad(group, "optim_adagrad"):
                 state = self.state[p]
                 if not state:  # a parameter added later with add_param_group
                     init_adagrad_state(param, state, group["initial_accumulator_value"])
-                adagrad_update(param, grad, state, **options)
+                update(param, grad, state, **options)
         return loss
 
 
@@ -55,6 +56,8 @@ def init_adagrad_state(param, state: dict, initial_accumulator_value: float) -> 
     state["sum"] = xp.full_like(param, initial_accumulator_value)
 
 
+@kernels.register("optim_adagrad", "reference", device="cpu")
+@kernels.register("optim_adagrad", "reference", device="cuda")
 def adagrad_update(param, grad, state: dict, *, lr: float, lr_decay: float, eps: float,
                    weight_decay: float, maximize: bool) -> None:
     """One Adagrad step on the raw array ``param`` in place."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..backend import kernels
 from ..backend.device import get_array_module
 from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, lerp_
 
@@ -49,8 +50,8 @@ class Adam(Optimizer):
             options = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],
                            weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
                            maximize=group["maximize"], decoupled_weight_decay=self._decoupled_weight_decay)
-            for p, param, grad in self._params_with_grad(group):
-                adam_update(param, grad, self.state[p], **options)
+            for p, update, param, grad in self._params_with_grad(group, "optim_adam"):
+                update(param, grad, self.state[p], **options)
         return loss
 
 
@@ -76,6 +77,8 @@ def init_adam_state(param, state: dict, amsgrad: bool) -> None:
         state["max_exp_avg_sq"] = xp.zeros_like(param)
 
 
+@kernels.register("optim_adam", "reference", device="cpu")
+@kernels.register("optim_adam", "reference", device="cuda")
 def adam_update(param, grad, state: dict, *, lr: float, beta1: float, beta2: float, eps: float,
                 weight_decay: float, amsgrad: bool, maximize: bool, decoupled_weight_decay: bool) -> None:
     """One Adam/AdamW step on the raw array ``param`` in place."""

@@ -25,6 +25,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..backend import kernels
 from ..backend.device import device_of_array, get_array_module
 from ..tensor import Tensor
 
@@ -167,11 +168,13 @@ class Optimizer:
             return closure()
 
     @staticmethod
-    def _params_with_grad(group: dict[str, Any]) -> Iterator[tuple[Tensor, Any, Any]]:
-        """Yield ``(param, param_array, grad_array)`` for each parameter of ``group`` that has a gradient."""
+    def _params_with_grad(group: dict[str, Any], op: str) -> Iterator[tuple[Tensor, Callable, Any, Any]]:
+        """Yield ``(param, update, param_array, grad_array)`` for each parameter of ``group`` that
+        has a gradient; ``update`` is the registered implementation of ``op`` for the parameter's
+        device (e.g. the fused Numba kernel on the cpu, the NumPy/CuPy reference otherwise)."""
         for p in group["params"]:
             if p.grad is not None:
-                yield p, p.data, p.grad.data
+                yield p, kernels.get(op, p.device), p.data, p.grad.data
 
     # ------------------------------------------------------------------ state dicts
 

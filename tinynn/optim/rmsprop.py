@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..backend import kernels
 from ..backend.device import get_array_module
 from .optimizer import Optimizer, ParamsT, check_non_negative, lerp_
 
@@ -38,8 +39,8 @@ class RMSprop(Optimizer):
             options = dict(lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
                            weight_decay=group["weight_decay"], momentum=group["momentum"],
                            centered=group["centered"], maximize=group["maximize"])
-            for p, param, grad in self._params_with_grad(group):
-                rmsprop_update(param, grad, self.state[p], **options)
+            for p, update, param, grad in self._params_with_grad(group, "optim_rmsprop"):
+                update(param, grad, self.state[p], **options)
         return loss
 
 
@@ -53,6 +54,8 @@ def init_rmsprop_state(param, state: dict, momentum: float, centered: bool) -> N
         state["grad_avg"] = xp.zeros_like(param)
 
 
+@kernels.register("optim_rmsprop", "reference", device="cpu")
+@kernels.register("optim_rmsprop", "reference", device="cuda")
 def rmsprop_update(param, grad, state: dict, *, lr: float, alpha: float, eps: float, weight_decay: float,
                    momentum: float, centered: bool, maximize: bool) -> None:
     """One RMSprop step on the raw array ``param`` in place."""

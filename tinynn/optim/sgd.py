@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..backend import kernels
 from ..backend.device import get_array_module
 from .optimizer import Optimizer, ParamsT, check_non_negative
 
@@ -40,13 +41,15 @@ class SGD(Optimizer):
         for group in self.param_groups:
             lr, momentum, dampening = group["lr"], group["momentum"], group["dampening"]
             weight_decay, nesterov, maximize = group["weight_decay"], group["nesterov"], group["maximize"]
-            for p, param, grad in self._params_with_grad(group):
+            for p, update, param, grad in self._params_with_grad(group, "optim_sgd"):
                 state = self.state[p] if momentum != 0 else None
-                sgd_update(param, grad, state, lr=lr, momentum=momentum, dampening=dampening,
+                update(param, grad, state, lr=lr, momentum=momentum, dampening=dampening,
                            weight_decay=weight_decay, nesterov=nesterov, maximize=maximize)
         return loss
 
 
+@kernels.register("optim_sgd", "reference", device="cpu")
+@kernels.register("optim_sgd", "reference", device="cuda")
 def sgd_update(param, grad, state: dict | None, *, lr: float, momentum: float, dampening: float,
                weight_decay: float, nesterov: bool, maximize: bool) -> None:
     """One SGD step on the raw array ``param`` in place (``state`` holds the momentum buffer)."""
