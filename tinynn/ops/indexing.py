@@ -77,7 +77,9 @@ class Gather(Function):
     def forward(ctx, a, dim, index):
         ctx.input_shape, ctx.dim = a.shape, dim
         ctx.save_for_backward(index)
-        return _xp(a).take_along_axis(a, index, axis=dim)
+        # As in PyTorch, index may be smaller than a in the other dims: use that corner of a.
+        corner = tuple(slice(None) if d == dim else slice(0, s) for d, s in enumerate(index.shape))
+        return _xp(a).take_along_axis(a[corner], index, axis=dim)
 
     @staticmethod
     def backward(ctx, grad):  # scatter the gradient back to the gathered positions
@@ -88,7 +90,7 @@ class Gather(Function):
 class ScatterAdd(Function):
     @staticmethod
     def forward(ctx, a, dim, index, src):
-        ctx.dim = dim
+        ctx.dim, ctx.src_shape = dim, src.shape
         ctx.save_for_backward(index)
         xp = _xp(a)
         out = a.copy()
@@ -98,7 +100,13 @@ class ScatterAdd(Function):
     @staticmethod
     def backward(ctx, grad):  # out = a + scatter(src): a's gradient passes, src's is gathered
         (index,) = ctx.saved_tensors
-        grad_src = gather(grad, ctx.dim, index) if ctx.needs_input_grad[3] else None
+        grad_src = None
+        if ctx.needs_input_grad[3]:
+            grad_src = gather(grad, ctx.dim, index)
+            if grad_src.shape != ctx.src_shape:  # only src[:index.shape] was used: zeros for the rest
+                from .shape import pad
+                widths = [(0, s - i) for s, i in zip(ctx.src_shape, index.shape)]
+                grad_src = pad(grad_src, [w for lo_hi in reversed(widths) for w in lo_hi])
         return grad, None, None, grad_src
 
 
