@@ -278,3 +278,12 @@ def test_cuda_tensors_come_back_on_the_cpu(tmp_path):
     loaded = load(tmp_path / "c")["t"]
     assert loaded.device == tn.device("cpu") and loaded.dtype == np.float16
     np.testing.assert_array_equal(loaded.data, cupy.asnumpy(t.data))
+
+
+def test_new_checkpoint_gets_ordinary_file_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        save({"x": 1}, tmp_path / "c")
+    finally:
+        os.umask(umask)
+    assert (os.stat(tmp_path / "c").st_mode & 0o777) == 0o644

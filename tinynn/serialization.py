@@ -40,7 +40,7 @@ import io
 import json
 import math
 import os
-import tempfile
+import secrets
 from typing import Any, BinaryIO
 
 import numpy as np
@@ -155,7 +155,9 @@ def save(obj: Any, f: "str | os.PathLike[str] | BinaryIO") -> None:
         return
     path = os.fspath(f)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    tmp_path = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(8)}.tmp")
+    # O_EXCL: never reuse an existing file; mode 0o666 minus the umask, as for an ordinary new file
+    fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as tmp:
             _write_npz(tmp, entries)

@@ -376,3 +376,30 @@ def test_fused_kernels_agree_with_reference_in_float32_and_on_strided_arrays(nam
     for ours, reference in zip(results["numba"], results["reference"]):
         np.testing.assert_allclose(ours, reference, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(results["numba"][1], results["reference"][1])  # the strided one fell back
+
+
+def test_named_parameters_are_accepted_and_saved():
+    a, b = make_params([np.ones(2), np.ones(3)])
+    opt = optim.SGD([("layer.weight", a), ("layer.bias", b)], lr=0.1)
+    assert opt.param_groups[0]["params"][1] is b
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["layer.weight", "layer.bias"]
+    with pytest.raises(ValueError, match="names"):
+        optim.SGD([("layer.weight", a), b], lr=0.1)
+
+
+def test_subclass_step_is_counted():
+    class PlainDescent(optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    p.data -= group["lr"] * p.grad.data
+
+    (p,) = make_params([np.ones(2)])
+    opt = PlainDescent([p])
+    p.grad = Tensor(np.ones(2))
+    opt.step()
+    assert opt._step_count == 1
+    np.testing.assert_array_equal(p.data, [0.9, 0.9])

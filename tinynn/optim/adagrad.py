@@ -38,7 +38,7 @@ class Adagrad(Optimizer):
             check_non_negative("Adagrad", name, group[name])
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = self._start_step(closure)
+        loss = self._run_closure(closure)
         for group in self.param_groups:
             options = dict(lr=group["lr"], lr_decay=group["lr_decay"], eps=group["eps"],
                            weight_decay=group["weight_decay"], maximize=group["maximize"])

@@ -44,7 +44,7 @@ class Adam(Optimizer):
         check_beta(name, "beta2", betas[1])
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = self._start_step(closure)
+        loss = self._run_closure(closure)
         for group in self.param_groups:
             beta1, beta2 = group["betas"]
             options = dict(lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"],

@@ -19,6 +19,7 @@ identity::
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterable, Iterator, MutableMapping
 from typing import Any, Callable
@@ -80,6 +81,13 @@ class Optimizer:
             do not set it.
     """
 
+    def __init_subclass__(cls, **kwargs) -> None:
+        """Make every subclass's ``step`` count its calls in ``_step_count``, so the LR
+        schedulers can warn when they are stepped before the optimizer (as PyTorch does)."""
+        super().__init_subclass__(**kwargs)
+        if "step" in cls.__dict__:
+            cls.step = _counting_calls(cls.__dict__["step"])
+
     def __init__(self, params: ParamsT, defaults: dict[str, Any]) -> None:
         self.defaults = dict(defaults)
         self.state = ParamState()
@@ -115,6 +123,14 @@ class Optimizer:
         elif params is None:
             raise ValueError("optimizer: a parameter group needs a 'params' entry")
         params = list(params)
+        if any(isinstance(p, tuple) for p in params):  # model.named_parameters(): (name, tensor) pairs
+            if not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) for p in params):
+                raise ValueError("optimizer: all parameters of a group must be given with names (name, tensor) "
+                                 "or all without names")
+            group["param_names"] = [name for name, _ in params]
+            params = [p for _, p in params]
+        if self.param_groups and ("param_names" in group) != ("param_names" in self.param_groups[0]):
+            raise ValueError("optimizer: all parameter groups must be given with parameter names, or all without")
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"optimizer can only optimize Tensors, but parameter {i} of the group is a "
@@ -158,9 +174,8 @@ class Optimizer:
         """Update every parameter that has a gradient; returns ``closure()``'s loss if given."""
         raise NotImplementedError
 
-    def _start_step(self, closure: Callable[[], Any] | None) -> Any:
-        """Count the step and run ``closure`` with gradients enabled (it usually calls ``backward``)."""
-        self._step_count += 1
+    def _run_closure(self, closure: Callable[[], Any] | None) -> Any:
+        """Run ``closure`` with gradients enabled (it usually calls ``backward``); return its loss."""
         if closure is None:
             return None
         from ..autograd.grad_mode import enable_grad
@@ -243,8 +258,13 @@ class Optimizer:
         lines.append(")")
         return "\n".join(lines)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {"defaults": self.defaults, "state": self.state, "param_groups": self.param_groups}
+
+def _counting_calls(step: Callable) -> Callable:
+    @functools.wraps(step)
+    def counted_step(self, *args, **kwargs):
+        self._step_count += 1
+        return step(self, *args, **kwargs)
+    return counted_step
 
 
 def _is_array(value: Any) -> bool:

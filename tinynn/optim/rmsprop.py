@@ -34,7 +34,7 @@ class RMSprop(Optimizer):
             check_non_negative("RMSprop", name, group[name])
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
-        loss = self._start_step(closure)
+        loss = self._run_closure(closure)
         for group in self.param_groups:
             options = dict(lr=group["lr"], alpha=group["alpha"], eps=group["eps"],
                            weight_decay=group["weight_decay"], momentum=group["momentum"],
