@@ -1,0 +1,1097 @@
+"""``tinynn.nn.functional``: the stateless maths behind every layer and loss.
+
+Most functions compose differentiable ops from ``tinynn.ops``. The hot ones get
+their own ``Function`` with a forward on raw arrays and a compact backward
+formula written in tinynn ops (so double backward still works):
+``linear`` (one GEMM plus bias), ``batch_norm``, ``layer_norm``, ``group_norm``,
+``cross_entropy``, and the smooth activations (GELU, SiLU, ELU, softplus, ...).
+
+Convolution, pooling, attention and im2col come from ``tinynn.ops`` (kernels
+registry behind them) and are re-exported here.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .. import ops
+from ..autograd.function import Function
+from ..autograd.grad_mode import is_grad_enabled, no_grad
+from ..backend.device import get_array_module
+from ..backend.random import default_generator
+from ..tensor import Tensor
+from ..ops import pad  # noqa: F401  (F.pad)
+from ..ops import softmax as _softmax_op, log_softmax as _log_softmax_op
+
+# --- re-exports of the kernel-backed ops (written in tinynn/ops by their owners) ------
+try:
+    from ..ops.conv import conv1d, conv2d, conv_transpose2d  # noqa: F401
+except ImportError:  # pragma: no cover - lands separately
+    pass
+try:
+    from ..ops.conv import conv_transpose1d  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from ..ops.conv import fold, unfold  # noqa: F401
+except ImportError:  # pragma: no cover
+    try:
+        from ..ops.unfold import fold, unfold  # noqa: F401
+    except ImportError:
+        pass
+try:
+    from ..ops.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,  # noqa: F401
+                               max_pool2d)
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from ..ops.pooling import adaptive_avg_pool1d, avg_pool1d, max_pool1d  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from ..ops.pooling import adaptive_max_pool1d  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from ..ops.attention import scaled_dot_product_attention  # noqa: F401
+except ImportError:  # pragma: no cover
+    pass
+
+
+def _shape(t) -> tuple:
+    return tuple(t.shape)
+
+
+# =====================================================================================
+# Linear layers
+# =====================================================================================
+class Addmm(Function):
+    """y = x @ w^T + b for 2-d x: one GEMM, the bias added in place."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias):
+        ctx.save_for_backward(x, weight)
+        y = x @ weight.T
+        if bias is not None:
+            y += bias
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # dx = g w,  dw = g^T x,  db = sum_rows g
+        x, weight = ctx.saved_tensors
+        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
+        grad_w = grad.mT @ x if ctx.needs_input_grad[1] else None
+        grad_b = grad.sum(0) if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2] else None
+        return grad_x, grad_w, grad_b
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y = x W^T + b over the last dim of ``input`` (any number of leading dims)."""
+    in_features = weight.shape[-1]
+    if input.ndim == 0 or input.shape[-1] != in_features:
+        raise ValueError(f"linear: expected input with last dimension {in_features} (weight shape "
+                         f"{_shape(weight)}), got input of shape {_shape(input)}")
+    if input.ndim == 2:
+        return Addmm.apply(input, weight, bias)
+    if input.ndim == 1:
+        return Addmm.apply(input.unsqueeze(0), weight, bias).squeeze(0)
+    lead = input.shape[:-1]
+    y = Addmm.apply(input.reshape(-1, in_features), weight, bias)
+    return y.reshape(*lead, weight.shape[0])
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """y_k = x1^T W_k x2 + b_k."""
+    if input1.shape[-1] != weight.shape[1] or input2.shape[-1] != weight.shape[2]:
+        raise ValueError(f"bilinear: weight of shape {_shape(weight)} expects inputs with last dims "
+                         f"{weight.shape[1]} and {weight.shape[2]}, got {_shape(input1)} and {_shape(input2)}")
+    lead = input1.shape[:-1]
+    x1 = input1.reshape(-1, input1.shape[-1])
+    x2 = input2.reshape(-1, input2.shape[-1])
+    y = ops.einsum("bi,kij,bj->bk", x1, weight, x2)
+    if bias is not None:
+        y = y + bias
+    return y.reshape(*lead, weight.shape[0])
+
+
+# =====================================================================================
+# Activations
+# =====================================================================================
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    return ops.relu(input)
+
+
+def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
+    return ops.clamp(input, min_val, max_val)
+
+
+def relu6(input: Tensor, inplace: bool = False) -> Tensor:
+    return ops.clamp(input, 0.0, 6.0)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    return ops.sigmoid(input)
+
+
+def tanh(input: Tensor) -> Tensor:
+    return ops.tanh(input)
+
+
+class LeakyRelu(Function):
+    @staticmethod
+    def forward(ctx, x, slope):
+        ctx.save_for_backward(x)
+        ctx.slope = slope
+        return get_array_module(x).where(x > 0, x, x * slope)
+
+    @staticmethod
+    def backward(ctx, grad):  # d = 1 for x > 0, slope otherwise
+        (x,) = ctx.saved_tensors
+        return grad * ops.where(x > 0, 1.0, ctx.slope).to(grad.dtype), None
+
+
+def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
+    return LeakyRelu.apply(input, float(negative_slope))
+
+
+class Elu(Function):
+    @staticmethod
+    def forward(ctx, x, alpha, scale):
+        xp = get_array_module(x)
+        ctx.save_for_backward(x)
+        ctx.alpha, ctx.scale = alpha, scale
+        y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
+        return (y * scale).astype(x.dtype, copy=False) if scale != 1.0 else y.astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):  # d = scale for x > 0, scale * alpha * e^x otherwise
+        (x,) = ctx.saved_tensors
+        slope = ops.where(x > 0, 1.0, ops.exp(ops.clamp(x, max=0.0)) * ctx.alpha)
+        return grad * slope * ctx.scale if ctx.scale != 1.0 else grad * slope, None, None
+
+
+def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    return Elu.apply(input, float(alpha), 1.0)
+
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def selu(input: Tensor, inplace: bool = False) -> Tensor:
+    return Elu.apply(input, _SELU_ALPHA, _SELU_SCALE)
+
+
+def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
+    """max(0, x) + min(0, alpha (e^(x/alpha) - 1))."""
+    return Elu.apply(input / alpha, 1.0, 1.0) * alpha if alpha != 1.0 else Elu.apply(input, 1.0, 1.0)
+
+
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+class Gelu(Function):
+    @staticmethod
+    def forward(ctx, x, approximate):
+        xp = get_array_module(x)
+        ctx.save_for_backward(x)
+        ctx.approximate = approximate
+        if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            inner = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
+            return (0.5 * x * (1.0 + xp.tanh(inner))).astype(x.dtype, copy=False)
+        cdf = 0.5 * (1.0 + ops.elementwise._erf_array(x * x.dtype.type(_INV_SQRT_2)))  # x Phi(x)
+        return (x * cdf).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        if ctx.approximate == "tanh":  # 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+            t = ops.tanh((x + x * x * x * 0.044715) * _SQRT_2_OVER_PI)
+            d = (t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * ((x * x * (3 * 0.044715) + 1.0) * _SQRT_2_OVER_PI)
+            return grad * d, None
+        # d/dx x Phi(x) = Phi(x) + x phi(x)
+        cdf = (ops.erf(x * _INV_SQRT_2) + 1.0) * 0.5
+        pdf = ops.exp(x * x * -0.5) * _INV_SQRT_2PI
+        return grad * (cdf + x * pdf), None
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return Gelu.apply(input, approximate)
+
+
+class Silu(Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x * _sigmoid_array(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # d x s(x) = s (1 + x (1 - s))
+        (x,) = ctx.saved_tensors
+        s = ops.sigmoid(x)
+        return grad * (s * (x * (1.0 - s) + 1.0))
+
+
+def silu(input: Tensor, inplace: bool = False) -> Tensor:
+    return Silu.apply(input)
+
+
+def _sigmoid_array(x):
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def _softplus_array(x):
+    """log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)."""
+    xp = get_array_module(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+class Softplus(Function):
+    @staticmethod
+    def forward(ctx, x, beta, threshold):
+        xp = get_array_module(x)
+        ctx.save_for_backward(x)
+        ctx.beta, ctx.threshold = beta, threshold
+        bx = x * beta
+        return xp.where(bx > threshold, x, _softplus_array(bx) / beta).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):  # d = sigmoid(beta x), or 1 above the threshold (where softplus is linear)
+        (x,) = ctx.saved_tensors
+        bx = x * ctx.beta
+        return grad * ops.where(bx > ctx.threshold, 1.0, ops.sigmoid(bx)), None, None
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    return Softplus.apply(input, float(beta), float(threshold))
+
+
+class Mish(Function):
+    @staticmethod
+    def forward(ctx, x):
+        xp = get_array_module(x)
+        ctx.save_for_backward(x)
+        return (x * xp.tanh(_softplus_array(x))).astype(x.dtype, copy=False)
+
+    @staticmethod
+    def backward(ctx, grad):  # d x tanh(sp(x)) = tanh(sp) + x sigmoid(x) (1 - tanh^2(sp))
+        (x,) = ctx.saved_tensors
+        t = ops.tanh(softplus(x))
+        return grad * (t + x * ops.sigmoid(x) * (1.0 - t * t))
+
+
+def mish(input: Tensor, inplace: bool = False) -> Tensor:
+    return Mish.apply(input)
+
+
+def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
+    return ops.clamp(input / 6.0 + 0.5, 0.0, 1.0)
+
+
+def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
+    return input * ops.clamp(input + 3.0, 0.0, 6.0) / 6.0
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    return -softplus(-input)
+
+
+def softsign(input: Tensor) -> Tensor:
+    return input / (ops.abs(input) + 1.0)
+
+
+def tanhshrink(input: Tensor) -> Tensor:
+    return input - ops.tanh(input)
+
+
+def glu(input: Tensor, dim: int = -1) -> Tensor:
+    a, b = ops.chunk(input, 2, dim)
+    return a * ops.sigmoid(b)
+
+
+def _softmax_dim(ndim: int) -> int:
+    """PyTorch's legacy implicit dim: 0 for 0-, 1- and 3-d inputs, else 1."""
+    return 0 if ndim in (0, 1, 3) else 1
+
+
+def softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    return _softmax_op(input, _softmax_dim(input.ndim) if dim is None else dim, dtype=dtype)
+
+
+def log_softmax(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    return _log_softmax_op(input, _softmax_dim(input.ndim) if dim is None else dim, dtype=dtype)
+
+
+def softmin(input: Tensor, dim: int | None = None, dtype=None) -> Tensor:
+    return softmax(-input, dim, dtype)
+
+
+# =====================================================================================
+# Dropout
+# =====================================================================================
+def _dropout_mask(input: Tensor, p: float, shape: tuple, generator) -> Tensor:
+    """Keep each element with probability 1 - p and scale survivors by 1 / (1 - p)."""
+    gen = generator if generator is not None else default_generator(input.device)
+    keep = gen.bernoulli(shape, 1.0 - p, input.dtype)
+    keep *= input.dtype.type(1.0 / (1.0 - p))
+    return Tensor._make(keep, input.device)
+
+
+def _check_p(p: float, name: str) -> None:
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"{name}: dropout probability has to be between 0 and 1, but got {p}")
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False,
+            generator=None) -> Tensor:
+    _check_p(p, "dropout")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    return input * _dropout_mask(input, p, input.shape, generator)
+
+
+def _channel_dropout(input: Tensor, p: float, training: bool, generator, name: str, spatial_dims: int) -> Tensor:
+    _check_p(p, name)
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    batched = input.ndim == spatial_dims + 2
+    # One draw per (sample, channel): whole feature maps are zeroed together.
+    shape = input.shape[:2] if batched else input.shape[:1]
+    mask_shape = tuple(shape) + (1,) * (input.ndim - len(shape))
+    return input * _dropout_mask(input, p, mask_shape, generator)
+
+
+def dropout1d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    return _channel_dropout(input, p, training, generator, "dropout1d", 1)
+
+
+def dropout2d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    return _channel_dropout(input, p, training, generator, "dropout2d", 2)
+
+
+def dropout3d(input: Tensor, p: float = 0.5, training: bool = True, inplace: bool = False, generator=None):
+    return _channel_dropout(input, p, training, generator, "dropout3d", 3)
+
+
+def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace: bool = False,
+                  generator=None) -> Tensor:
+    """Dropout for SELU networks: dropped units take SELU's negative saturation, then an affine fix-up
+    keeps mean and variance."""
+    _check_p(p, "alpha_dropout")
+    if not training or p == 0.0:
+        return input
+    alpha_prime = -_SELU_ALPHA * _SELU_SCALE
+    a = ((1 - p) * (1 + p * alpha_prime ** 2)) ** -0.5
+    b = -a * alpha_prime * p
+    gen = generator if generator is not None else default_generator(input.device)
+    keep = Tensor._make(gen.bernoulli(input.shape, 1.0 - p, input.dtype), input.device)
+    return (input * keep + (1.0 - keep) * alpha_prime) * a + b
+
+
+# =====================================================================================
+# Normalisation: shared pieces
+# =====================================================================================
+def _standardize(x, axes: tuple, eps: float):
+    """Forward on arrays: mean and 1/sqrt(var + eps) over ``axes`` (biased variance), kept as dims."""
+    xp = get_array_module(x)
+    mean = x.mean(axis=axes, keepdims=True)
+    centered = x - mean
+    var = (centered * centered).mean(axis=axes, keepdims=True)
+    invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
+    return mean, var, invstd
+
+
+def _statistics(x: Tensor, axes: tuple, eps: float, mean, invstd):
+    """Mean and inverse std as Tensors for backward. When a graph is being recorded
+    (double backward) they are recomputed from ``x`` so that they carry their own
+    gradient; otherwise the forward's arrays are reused as constants."""
+    if is_grad_enabled():
+        mean_t = x.mean(axes, keepdim=True)
+        centered = x - mean_t
+        invstd_t = ops.rsqrt((centered * centered).mean(axes, keepdim=True) + eps)
+        return mean_t, invstd_t
+    return Tensor._make(mean, x.device), Tensor._make(invstd, x.device)
+
+
+def _standardize_backward(grad_xhat: Tensor, xhat: Tensor, invstd: Tensor, axes: tuple) -> Tensor:
+    """Gradient through xhat = (x - mean(x)) / sqrt(var(x) + eps):
+    dx = invstd * (g - mean(g) - xhat * mean(g * xhat)), means over the normalised axes."""
+    return invstd * (grad_xhat - grad_xhat.mean(axes, keepdim=True)
+                     - xhat * (grad_xhat * xhat).mean(axes, keepdim=True))
+
+
+# =====================================================================================
+# Batch normalisation
+# =====================================================================================
+class BatchNormTrain(Function):
+    """Batch norm with the batch's statistics: y = (x - mean) / sqrt(var + eps) * w + b,
+    statistics over every dim but the channel dim (1). Also returns mean and biased var."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        axes = (0,) + tuple(range(2, x.ndim))
+        mean, var, invstd = _standardize(x, axes, eps)
+        channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        scale = invstd if weight is None else invstd * weight.reshape(channel_shape)
+        shift = -mean * scale if bias is None else bias.reshape(channel_shape) - mean * scale
+        y = x * scale  # y = x * (w invstd) + (b - mean w invstd): two passes over x
+        y += shift
+        ctx.save_for_backward(x, weight)
+        ctx.axes, ctx.eps, ctx.mean, ctx.invstd, ctx.channel_shape = axes, eps, mean, invstd, channel_shape
+        batch_mean, batch_var = mean.reshape(-1), var.reshape(-1)
+        ctx.mark_non_differentiable(batch_mean, batch_var)
+        return y, batch_mean, batch_var
+
+    @staticmethod
+    def backward(ctx, grad, _grad_mean, _grad_var):
+        x, weight = ctx.saved_tensors
+        mean, invstd = _statistics(x, ctx.axes, ctx.eps, ctx.mean, ctx.invstd)
+        xhat = (x - mean) * invstd
+        w = weight.reshape(ctx.channel_shape) if weight is not None else None
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_xhat = grad * w if w is not None else grad
+            grad_x = _standardize_backward(grad_xhat, xhat, invstd, ctx.axes)
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            grad_w = (grad * xhat).sum(ctx.axes)  # dw = sum g * xhat
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(ctx.axes)  # db = sum g
+        return grad_x, grad_w, grad_b, None
+
+
+def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor | None,
+               weight: Tensor | None = None, bias: Tensor | None = None, training: bool = False,
+               momentum: float | None = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each channel (dim 1). In training, use the batch's statistics and update the
+    running ones in place: running = (1 - momentum) running + momentum batch (unbiased variance)."""
+    if input.ndim < 2:
+        raise ValueError(f"batch_norm: expected an input with at least 2 dims (N, C, ...), got {_shape(input)}")
+    channels = input.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean), ("running_var", running_var)):
+        if t is not None and t.numel() != channels:
+            raise ValueError(f"batch_norm: {name} has {t.numel()} elements but the input has {channels} channels "
+                             f"(input shape {_shape(input)})")
+    if not training:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: running_mean and running_var are needed when training=False")
+        channel_shape = (1, channels) + (1,) * (input.ndim - 2)
+        scale = ops.rsqrt(running_var + eps)
+        if weight is not None:
+            scale = scale * weight
+        shift = -running_mean * scale
+        if bias is not None:
+            shift = shift + bias
+        return input * scale.reshape(channel_shape) + shift.reshape(channel_shape)
+    count = input.numel() // channels
+    if count <= 1:
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input of shape {_shape(input)}")
+    y, batch_mean, batch_var = BatchNormTrain.apply(input, weight, bias, float(eps))
+    if running_mean is not None and running_var is not None:
+        m = 0.0 if momentum is None else momentum
+        unbiased = batch_var.data * (count / (count - 1))
+        running_mean.data *= 1.0 - m
+        running_mean.data += m * batch_mean.data.astype(running_mean.dtype, copy=False)
+        running_var.data *= 1.0 - m
+        running_var.data += m * unbiased.astype(running_var.dtype, copy=False)
+    return y
+
+
+# =====================================================================================
+# Layer / group / RMS / local response normalisation
+# =====================================================================================
+class LayerNormFn(Function):
+    """y = (x - mean) / sqrt(var + eps) * w + b over the last ``k`` dims."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, k, eps):
+        axes = tuple(range(x.ndim - k, x.ndim))
+        mean, _, invstd = _standardize(x, axes, eps)
+        y = x - mean
+        y *= invstd
+        if weight is not None:
+            y *= weight
+        if bias is not None:
+            y += bias
+        ctx.save_for_backward(x, weight)
+        ctx.axes, ctx.eps, ctx.mean, ctx.invstd = axes, eps, mean, invstd
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        mean, invstd = _statistics(x, ctx.axes, ctx.eps, ctx.mean, ctx.invstd)
+        xhat = (x - mean) * invstd
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = _standardize_backward(grad * weight if weight is not None else grad, xhat, invstd, ctx.axes)
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            grad_w = grad * xhat  # the engine sums it over the leading dims
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_b = grad
+        return grad_x, grad_w, grad_b, None, None
+
+
+def _normalized_shape(normalized_shape) -> tuple:
+    if isinstance(normalized_shape, numbers.Integral):
+        return (int(normalized_shape),)
+    return tuple(int(s) for s in normalized_shape)
+
+
+def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    shape = _normalized_shape(normalized_shape)
+    if _shape(input)[input.ndim - len(shape):] != shape or input.ndim < len(shape):
+        raise ValueError(f"layer_norm: normalized_shape {list(shape)} does not match the last dims of the input "
+                         f"of shape {_shape(input)}")
+    return LayerNormFn.apply(input, weight, bias, len(shape), float(eps))
+
+
+class GroupNormFn(Function):
+    """Split the channels into groups; normalise each (sample, group) over its channels and positions;
+    then scale and shift per channel."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, groups, eps):
+        grouped = x.reshape(x.shape[0], groups, -1)
+        mean, _, invstd = _standardize(grouped, (2,), eps)
+        y = ((grouped - mean) * invstd).reshape(x.shape)
+        channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        if weight is not None:
+            y *= weight.reshape(channel_shape)
+        if bias is not None:
+            y += bias.reshape(channel_shape)
+        ctx.save_for_backward(x, weight)
+        ctx.groups, ctx.eps, ctx.mean, ctx.invstd, ctx.channel_shape = groups, eps, mean, invstd, channel_shape
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, weight = ctx.saved_tensors
+        n, shape = x.shape[0], x.shape
+        grouped = x.reshape(n, ctx.groups, -1)
+        mean, invstd = _statistics(grouped, (2,), ctx.eps, ctx.mean, ctx.invstd)
+        xhat = (grouped - mean) * invstd
+        w = weight.reshape(ctx.channel_shape) if weight is not None else None
+        channel_axes = (0,) + tuple(range(2, x.ndim))
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_xhat = (grad * w if w is not None else grad).reshape(n, ctx.groups, -1)
+            grad_x = _standardize_backward(grad_xhat, xhat, invstd, (2,)).reshape(shape)
+        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
+            grad_w = (grad * xhat.reshape(shape)).sum(channel_axes)
+        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
+            grad_b = grad.sum(channel_axes)
+        return grad_x, grad_w, grad_b, None, None
+
+
+def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,
+               eps: float = 1e-5) -> Tensor:
+    if input.ndim < 2 or input.shape[1] % num_groups:
+        raise ValueError(f"group_norm: expected an input (N, C, ...) with C divisible by num_groups={num_groups}, "
+                         f"got input of shape {_shape(input)}")
+    return GroupNormFn.apply(input, weight, bias, int(num_groups), float(eps))
+
+
+def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats: bool = True, momentum: float = 0.1, eps: float = 1e-5) -> Tensor:
+    """Normalise each (sample, channel) over its positions: group norm with one channel per group."""
+    return group_norm(input, input.shape[1], weight, bias, eps)
+
+
+def rms_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, eps: float | None = None) -> Tensor:
+    """y = x / sqrt(mean(x^2) + eps) * w over the last dims (eps defaults to the dtype's machine epsilon)."""
+    shape = _normalized_shape(normalized_shape)
+    if _shape(input)[input.ndim - len(shape):] != shape:
+        raise ValueError(f"rms_norm: normalized_shape {list(shape)} does not match the last dims of the input "
+                         f"of shape {_shape(input)}")
+    eps = float(np.finfo(input.dtype).eps) if eps is None else eps
+    axes = tuple(range(input.ndim - len(shape), input.ndim))
+    y = input * ops.rsqrt((input * input).mean(axes, keepdim=True) + eps)
+    return y * weight if weight is not None else y
+
+
+def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> Tensor:
+    """x / (k + alpha/size * sum of x^2 over ``size`` neighbouring channels)^beta (zero padded)."""
+    if input.ndim < 3:
+        raise ValueError(f"local_response_norm: expected an input with 3 or more dims, got {_shape(input)}")
+    channels = input.shape[1]
+    squared = input * input
+    widths = [0, 0] * (input.ndim - 2) + [size // 2, (size - 1) // 2]
+    padded = ops.pad(squared, widths)
+    window_sum = padded.narrow(1, 0, channels)
+    for offset in range(1, size):
+        window_sum = window_sum + padded.narrow(1, offset, channels)
+    return input / ((window_sum * (alpha / size) + k) ** beta)
+
+
+def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """x / max(||x||_p, eps) along ``dim``."""
+    norm = ops.norm(input, p, dim, keepdim=True)
+    return input / ops.clamp(norm, min=eps)
+
+
+# =====================================================================================
+# Embedding, one-hot, distances
+# =====================================================================================
+class EmbeddingFn(Function):
+    """out = weight[indices]; the padding row receives no gradient."""
+
+    @staticmethod
+    def forward(ctx, weight, indices, padding_idx):
+        ctx.weight_shape, ctx.indices, ctx.padding_idx = weight.shape, indices, padding_idx
+        return weight[indices]
+
+    @staticmethod
+    def backward(ctx, grad):  # scatter-add each looked-up row's gradient into its weight row
+        if ctx.padding_idx is not None:
+            keep = Tensor._make((ctx.indices != ctx.padding_idx)[..., None].astype(grad.dtype), grad.device)
+            grad = grad * keep
+        from ..ops.indexing import IndexBackward
+        return IndexBackward.apply(grad, ctx.weight_shape, ctx.indices), None, None
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max_norm: float | None = None,
+              norm_type: float = 2.0, scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    indices = input.data if isinstance(input, Tensor) else np.asarray(input)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"embedding: expected integer indices, got dtype {indices.dtype}")
+    num = weight.shape[0]
+    if indices.size and (int(indices.min()) < -num or int(indices.max()) >= num):
+        bad = int(indices.max()) if int(indices.max()) >= num else int(indices.min())
+        raise IndexError(f"embedding: index {bad} is out of range for an embedding table with {num} rows")
+    if padding_idx is not None and padding_idx < 0:
+        padding_idx += num
+    if max_norm is not None:
+        _embedding_renorm_(weight, indices, max_norm, norm_type)
+    return EmbeddingFn.apply(weight, indices, padding_idx)
+
+
+def _embedding_renorm_(weight: Tensor, indices, max_norm: float, norm_type: float) -> None:
+    """Rescale, in place, the looked-up rows whose norm exceeds ``max_norm`` (as PyTorch)."""
+    xp = weight.xp
+    rows = xp.unique(indices.reshape(-1))
+    with no_grad():
+        selected = weight.data[rows]
+        norms = (xp.abs(selected) ** norm_type).sum(axis=1) ** (1.0 / norm_type)
+        scale = xp.where(norms > max_norm, max_norm / (norms + 1e-7), 1.0).astype(weight.dtype)
+        weight.data[rows] = selected * scale[:, None]
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    data = tensor.data
+    if data.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: expected an integer tensor, got dtype {data.dtype}")
+    xp = tensor.xp
+    if num_classes < 0:
+        num_classes = int(data.max()) + 1 if data.size else 0
+    if data.size and (int(data.min()) < 0 or int(data.max()) >= num_classes):
+        raise ValueError(f"one_hot: class values must be in [0, {num_classes}), got values in "
+                         f"[{int(data.min())}, {int(data.max())}]")
+    out = (data[..., None] == xp.arange(num_classes)).astype(np.int64)
+    return Tensor._make(out, tensor.device)
+
+
+def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
+    """sum(x1/max(||x1||, eps) * x2/max(||x2||, eps)) along ``dim``."""
+    n1 = ops.clamp(ops.norm(x1, 2, dim, keepdim=True), min=eps)
+    n2 = ops.clamp(ops.norm(x2, 2, dim, keepdim=True), min=eps)
+    return ((x1 / n1) * (x2 / n2)).sum(dim)
+
+
+def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
+    """||x1 - x2 + eps||_p along the last dim."""
+    ndim = max(x1.ndim, x2.ndim)
+    return ops.norm(x1 - x2 + eps, p, ndim - 1 if ndim else None, keepdim=keepdim)
+
+
+# =====================================================================================
+# Resampling
+# =====================================================================================
+def _pair_sizes(value, n: int, name: str) -> tuple:
+    if isinstance(value, (tuple, list)):
+        if len(value) != n:
+            raise ValueError(f"interpolate: {name} must have {n} elements for this input, got {value}")
+        return tuple(value)
+    return (value,) * n
+
+
+def _source_index(out_size: int, in_size: int, scale, mode: str, align_corners: bool):
+    """For each output position, the (fractional) source position, as PyTorch computes it."""
+    dst = np.arange(out_size, dtype=np.float64)
+    if mode in ("nearest", "nearest-exact"):
+        ratio = (1.0 / scale) if scale is not None else in_size / out_size
+        src = np.floor((dst + 0.5) * ratio) if mode == "nearest-exact" else np.floor(dst * ratio)
+        return np.minimum(src.astype(np.int64), in_size - 1)
+    if align_corners:
+        return dst * ((in_size - 1) / (out_size - 1)) if out_size > 1 else np.zeros_like(dst)
+    ratio = (1.0 / scale) if scale is not None else in_size / out_size
+    return np.maximum((dst + 0.5) * ratio - 0.5, 0.0)
+
+
+def _interpolate_dim(x: Tensor, dim: int, out_size: int, scale, mode: str, align_corners: bool) -> Tensor:
+    in_size = x.shape[dim]
+    src = _source_index(out_size, in_size, scale, mode, align_corners)
+    lead = (slice(None),) * dim
+    if mode in ("nearest", "nearest-exact"):
+        return x[lead + (x.xp.asarray(src),)]
+    # Linear: mix the two neighbouring source positions with weights (1 - l, l).
+    low = np.floor(src).astype(np.int64)
+    low = np.minimum(low, in_size - 1)
+    high = np.minimum(low + 1, in_size - 1)
+    lam = (src - low).astype(x.dtype)
+    lam_shape = (-1,) + (1,) * (x.ndim - dim - 1)
+    lam_t = Tensor._make(x.xp.asarray(lam.reshape(lam_shape)), x.device)
+    return x[lead + (x.xp.asarray(low),)] * (1.0 - lam_t) + x[lead + (x.xp.asarray(high),)] * lam_t
+
+
+def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners: bool | None = None,
+                recompute_scale_factor: bool | None = None, antialias: bool = False) -> Tensor:
+    """Resize the spatial dims (all dims after N, C): nearest, nearest-exact, linear, bilinear, trilinear.
+    Linear modes are separable, so they resample one dim at a time."""
+    spatial = input.ndim - 2
+    linear_modes = {"linear": 1, "bilinear": 2, "trilinear": 3}
+    if mode not in ("nearest", "nearest-exact") and mode not in linear_modes:
+        raise NotImplementedError(f"interpolate: mode {mode!r} is not supported (nearest, nearest-exact, linear, "
+                                  "bilinear, trilinear)")
+    if mode in linear_modes and linear_modes[mode] != spatial:
+        raise ValueError(f"interpolate: mode {mode!r} expects a {linear_modes[mode] + 2}-d input, got shape "
+                         f"{_shape(input)}")
+    if mode in ("nearest", "nearest-exact") and align_corners is not None:
+        raise ValueError("align_corners option can only be set with the interpolating modes: linear | bilinear | "
+                         "bicubic | trilinear")
+    if (size is None) == (scale_factor is None):
+        raise ValueError("interpolate: give exactly one of size and scale_factor")
+    if size is not None:
+        out_sizes = tuple(int(s) for s in _pair_sizes(size, spatial, "size"))
+        scales = (None,) * spatial
+    else:
+        factors = _pair_sizes(scale_factor, spatial, "scale_factor")
+        out_sizes = tuple(int(math.floor(input.shape[2 + i] * f)) for i, f in enumerate(factors))
+        scales = (None,) * spatial if recompute_scale_factor else tuple(float(f) for f in factors)
+    out = input
+    for i in range(spatial):
+        if out_sizes[i] != input.shape[2 + i] or scales[i] not in (None, 1.0):
+            out = _interpolate_dim(out, 2 + i, out_sizes[i], scales[i], mode, bool(align_corners))
+    return out
+
+
+def upsample(input: Tensor, size=None, scale_factor=None, mode: str = "nearest", align_corners=None) -> Tensor:
+    return interpolate(input, size, scale_factor, mode, align_corners)
+
+
+def pixel_shuffle(input: Tensor, upscale_factor: int) -> Tensor:
+    """(N, C r^2, H, W) -> (N, C, H r, W r)."""
+    if input.ndim != 4:
+        raise ValueError(f"pixel_shuffle: expected a 4-d input (N, C, H, W), got {_shape(input)}")
+    n, c, h, w = input.shape
+    r = upscale_factor
+    out_c = c // (r * r)
+    x = input.reshape(n, out_c, r, r, h, w).permute(0, 1, 4, 2, 5, 3)
+    return x.reshape(n, out_c, h * r, w * r)
+
+
+# =====================================================================================
+# Losses
+# =====================================================================================
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction (expected 'mean', 'sum' or 'none')")
+
+
+def _check_same_shape(input: Tensor, target: Tensor, name: str) -> None:
+    if _shape(input) != _shape(target):
+        raise ValueError(f"{name}: target size {_shape(target)} must be the same as input size {_shape(input)}")
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    _check_same_shape(input, target, "mse_loss")
+    diff = input - target
+    return _reduce(diff * diff, reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    _check_same_shape(input, target, "l1_loss")
+    return _reduce(ops.abs(input - target), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
+    _check_same_shape(input, target, "smooth_l1_loss")
+    d = ops.abs(input - target)
+    if beta == 0.0:
+        return _reduce(d, reduction)
+    return _reduce(ops.where(d < beta, d * d * (0.5 / beta), d - 0.5 * beta), reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """0.5 d^2 where |d| < delta, else delta (|d| - 0.5 delta)."""
+    _check_same_shape(input, target, "huber_loss")
+    d = ops.abs(input - target)
+    return _reduce(ops.where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
+
+
+def _class_targets(input: Tensor, target, weight, ignore_index: int, label_smoothing: float, op: str):
+    """The dense target matrix Q (shape of ``input``) and the mean's denominator D such that
+    loss = sum_c Q_c * (-log p_c) per element, and the 'mean' reduction is sum(loss) / D
+    (PyTorch divides by the summed weights of the non-ignored targets)."""
+    xp = input.xp
+    t = target.data if isinstance(target, Tensor) else xp.asarray(target)
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"{op}: expected class indices of an integer dtype (or class probabilities of the "
+                        f"input's shape), got target dtype {t.dtype}")
+    expected = (input.shape[0],) + tuple(input.shape[2:])
+    if tuple(t.shape) != expected:
+        raise ValueError(f"{op}: expected target of shape {expected} for input of shape {_shape(input)}, "
+                         f"got {tuple(t.shape)}")
+    classes = input.shape[1]
+    valid = t != ignore_index
+    if t.size:
+        checked = t[valid]
+        if checked.size and (int(checked.min()) < 0 or int(checked.max()) >= classes):
+            bad = int(checked.max()) if int(checked.max()) >= classes else int(checked.min())
+            raise IndexError(f"{op}: target {bad} is out of bounds: the input has {classes} classes "
+                             f"(valid targets are 0..{classes - 1}, or ignore_index={ignore_index})")
+    safe = xp.where(valid, t, 0)
+    w = xp.ones(classes, dtype=input.dtype) if weight is None else weight.data.astype(input.dtype, copy=False)
+    w_of_target = w[safe] * valid
+    w_b = w.reshape((1, classes) + (1,) * (input.ndim - 2))
+    if label_smoothing > 0.0:
+        q = xp.broadcast_to(w_b * (label_smoothing / classes), input.shape).copy()
+    else:
+        q = xp.zeros(input.shape, dtype=input.dtype)
+    picked = xp.expand_dims(safe, 1)
+    on_target = xp.take_along_axis(q, picked, axis=1) + xp.expand_dims(w_of_target * (1.0 - label_smoothing), 1)
+    xp.put_along_axis(q, picked, on_target, axis=1)
+    q *= xp.expand_dims(valid, 1)
+    denominator = float(w_of_target.sum()) if weight is not None else float(valid.sum())
+    return q.astype(input.dtype, copy=False), denominator
+
+
+def _log_softmax_array(x, axis: int):
+    xp = get_array_module(x)
+    shifted = x - x.max(axis=axis, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+
+
+class SoftmaxCrossEntropy(Function):
+    """loss_i = -sum_c Q_ic log softmax(x_i)_c, reduced; Q is a constant target matrix.
+    One pass for log-softmax; the gradient is (rowsum(Q) softmax(x) - Q) / D."""
+
+    @staticmethod
+    def forward(ctx, x, q, denominator, reduction):
+        logp = _log_softmax_array(x, 1)
+        per_element = -(q * logp).sum(axis=1)
+        ctx.save_for_backward(x)
+        ctx.logp, ctx.q, ctx.denominator, ctx.reduction = logp, q, denominator, reduction
+        if reduction == "none":
+            return per_element
+        total = per_element.sum()
+        return (total / denominator if reduction == "mean" else total).astype(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        xp = x.xp
+        # softmax from the saved log-probabilities, or recomputed with ops for double backward
+        p = _softmax_op(x, 1) if is_grad_enabled() else Tensor._make(xp.exp(ctx.logp), x.device)
+        q = Tensor._make(ctx.q, x.device)
+        d_loss = p * q.sum(1, keepdim=True) - q  # d(-sum q log p)/dx = rowsum(q) p - q
+        if ctx.reduction == "none":
+            return d_loss * grad.unsqueeze(1), None, None, None
+        if ctx.reduction == "mean":
+            grad = grad / ctx.denominator
+        return d_loss * grad, None, None, None
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{reduction} is not a valid value for reduction (expected 'mean', 'sum' or 'none')")
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+                  ignore_index: int = -100, reduce=None, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Tensor:
+    """Softmax cross-entropy over dim 1 of (N, C) or (N, C, d1, ...) logits (or (C,) unbatched).
+
+    ``target`` holds class indices (N, d1, ...) or class probabilities (same shape as input)."""
+    _check_reduction(reduction)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    if input.ndim == 1:  # unbatched (C,) input
+        target = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+        loss = cross_entropy(input.unsqueeze(0), target.unsqueeze(0), weight, None, ignore_index, None,
+                             reduction, label_smoothing)
+        return loss.squeeze(0) if reduction == "none" else loss
+    if input.ndim == 0:
+        raise ValueError("cross_entropy: expected an input of shape (C,), (N, C) or (N, C, d1, ...), got a scalar")
+    classes = input.shape[1]
+    if weight is not None and _shape(weight) != (classes,):
+        raise ValueError(f"cross_entropy: weight must have shape ({classes},) for {classes} classes, "
+                         f"got {_shape(weight)}")
+    if isinstance(target, Tensor) and target.dtype.kind == "f":
+        return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
+    q, denominator = _class_targets(input, target, weight, ignore_index, label_smoothing, "cross_entropy")
+    return SoftmaxCrossEntropy.apply(input, q, denominator, reduction)
+
+
+def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
+    """-sum_c w_c t_c log p_c with t smoothed towards uniform; 'mean' divides by the number of samples."""
+    _check_same_shape(input, target, "cross_entropy (class probabilities)")
+    classes = input.shape[1]
+    if label_smoothing > 0.0:
+        target = target * (1.0 - label_smoothing) + label_smoothing / classes
+    if not target.requires_grad:
+        q = target.data
+        if weight is not None:
+            q = q * weight.data.reshape((1, classes) + (1,) * (input.ndim - 2))
+        count = input.numel() // classes
+        return SoftmaxCrossEntropy.apply(input, q.astype(input.dtype, copy=False), float(count), reduction)
+    logp = _log_softmax_op(input, 1)
+    if weight is not None:
+        logp = logp * weight.reshape((1, classes) + (1,) * (input.ndim - 2))
+    return _reduce(-(target * logp).sum(1), reduction)
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+             ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
+    """-input[target] (input holds log-probabilities), weighted; 'mean' divides by the summed weights."""
+    _check_reduction(reduction)
+    if input.ndim == 1:
+        target = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
+        loss = nll_loss(input.unsqueeze(0), target.unsqueeze(0), weight, None, ignore_index, None, reduction)
+        return loss.squeeze(0) if reduction == "none" else loss
+    q, denominator = _class_targets(input, target, weight, ignore_index, 0.0, "nll_loss")
+    per_element = -(input * Tensor._make(q, input.device)).sum(1)
+    if reduction == "mean":
+        return per_element.sum() / denominator
+    return _reduce(per_element, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
+                         reduce=None, reduction: str = "mean") -> Tensor:
+    """-(t log x + (1 - t) log(1 - x)), each log clamped at -100 as PyTorch does."""
+    _check_same_shape(input, target, "binary_cross_entropy")
+    if input.numel() and (float(input.data.min()) < 0 or float(input.data.max()) > 1):
+        raise ValueError("binary_cross_entropy: all elements of input should be between 0 and 1 "
+                         "(use binary_cross_entropy_with_logits for logits)")
+    log_x = ops.clamp(ops.log(input), min=-100.0)
+    log_1mx = ops.clamp(ops.log(1.0 - input), min=-100.0)
+    loss = -(target * log_x + (1.0 - target) * log_1mx)
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, weight: Tensor | None = None,
+                                     size_average=None, reduce=None, reduction: str = "mean",
+                                     pos_weight: Tensor | None = None) -> Tensor:
+    """(1 - t) x + (1 + (pw - 1) t) softplus(-x): the stable form of BCE(sigmoid(x), t)."""
+    _check_same_shape(input, target, "binary_cross_entropy_with_logits")
+    softplus_neg = softplus(-input)  # = -log sigmoid(x)
+    if pos_weight is not None:
+        loss = (1.0 - target) * input + (1.0 + (pos_weight - 1.0) * target) * softplus_neg
+    else:
+        loss = (1.0 - target) * input + softplus_neg
+    if weight is not None:
+        loss = loss * weight
+    return _reduce(loss, reduction)
+
+
+def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean",
+           log_target: bool = False) -> Tensor:
+    """target * (log target - input) pointwise (0 where target = 0); ``input`` holds log-probabilities.
+    'batchmean' divides the sum by the batch size (the true KL divergence)."""
+    if log_target:
+        loss = ops.exp(target) * (target - input)
+    else:
+        positive = target > 0
+        safe = ops.where(positive, target, 1.0)
+        loss = ops.where(positive, target * (ops.log(safe) - input), -input * 0.0)
+    if reduction == "batchmean":
+        return loss.sum() / (input.shape[0] if input.ndim else 1)
+    return _reduce(loss, reduction)
+
+
+def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True, full: bool = False,
+                     size_average=None, eps: float = 1e-8, reduce=None, reduction: str = "mean") -> Tensor:
+    loss = ops.exp(input) - target * input if log_input else input - target * ops.log(input + eps)
+    if full:
+        stirling = target * ops.log(ops.where(target > 1, target, 1.0)) - target + \
+            0.5 * ops.log(ops.where(target > 1, target, 1.0) * (2 * math.pi))
+        loss = loss + ops.where(target > 1, stirling, 0.0)
+    return _reduce(loss, reduction)
+
+
+def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
+                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """1 - cos(x1, x2) where y = 1, max(0, cos(x1, x2) - margin) where y = -1."""
+    dim = 1 if input1.ndim == 2 else 0
+    eps = 1e-12
+    dot = (input1 * input2).sum(dim)
+    denom = (((input1 * input1).sum(dim) + eps) * ((input2 * input2).sum(dim) + eps)).sqrt()
+    cos = dot / denom
+    zero = cos * 0.0
+    loss = ops.where(target == 1, 1.0 - cos, zero) + ops.where(target == -1, ops.clamp(cos - margin, min=0.0), zero)
+    return _reduce(loss, reduction)
+
+
+def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0, size_average=None,
+                        reduce=None, reduction: str = "mean") -> Tensor:
+    """max(0, -y (x1 - x2) + margin)."""
+    return _reduce(ops.clamp(-target * (input1 - input2) + margin, min=0.0), reduction)
+
+
+def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0, size_average=None, reduce=None,
+                         reduction: str = "mean") -> Tensor:
+    """x where y = 1, max(0, margin - x) where y = -1."""
+    zero = input * 0.0
+    loss = ops.where(target == 1, input, zero) + ops.where(target == -1, ops.clamp(margin - input, min=0.0), zero)
+    return _reduce(loss, reduction)
+
+
+def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None, reduction: str = "mean"):
+    """log(1 + exp(-y x))."""
+    return _reduce(softplus(-target * input), reduction)
+
+
+def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor, margin: float = 1.0, p: float = 2.0,
+                        eps: float = 1e-6, swap: bool = False, size_average=None, reduce=None,
+                        reduction: str = "mean") -> Tensor:
+    """max(0, margin + d(a, p) - d(a, n)), d the pairwise p-norm distance (``swap``: use d(p, n) if smaller)."""
+    for name, t in (("positive", positive), ("negative", negative)):
+        if t.ndim != anchor.ndim:
+            raise ValueError(f"triplet_margin_loss: anchor ({_shape(anchor)}) and {name} ({_shape(t)}) must have "
+                             "the same number of dims")
+    d_pos = pairwise_distance(anchor, positive, p, eps)
+    d_neg = pairwise_distance(anchor, negative, p, eps)
+    if swap:
+        d_neg = ops.minimum(d_neg, pairwise_distance(positive, negative, p, eps))
+    return _reduce(ops.clamp(d_pos - d_neg + margin, min=0.0), reduction)
+
+
+def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor, full: bool = False, eps: float = 1e-6,
+                      reduction: str = "mean") -> Tensor:
+    """0.5 (log(max(var, eps)) + (x - t)^2 / max(var, eps)) (+ 0.5 log(2 pi) if ``full``)."""
+    var = ops.clamp(var, min=eps)
+    loss = 0.5 * (ops.log(var) + (input - target) ** 2 / var)
+    if full:
+        loss = loss + 0.5 * math.log(2 * math.pi)
+    return _reduce(loss, reduction)
