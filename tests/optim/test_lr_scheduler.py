@@ -25,6 +25,16 @@ class WarmupThenDecay:
         return (epoch + 1) / self.warmup if epoch < self.warmup else 0.9 ** (epoch - self.warmup)
 
 
+class HalfEvery:
+    """A custom CyclicLR scale function with state (saved in the scheduler's state dict)."""
+
+    def __init__(self, period: int):
+        self.period = period
+
+    def __call__(self, x: float) -> float:
+        return 0.5 ** (x // self.period)
+
+
 # Each case builds its schedulers from a module (tinynn's or torch's lr_scheduler) and an optimizer.
 CASES = {
     "StepLR": lambda m, o: [m.StepLR(o, step_size=7, gamma=0.5)],
@@ -45,13 +55,28 @@ CASES = {
         m.ExponentialLR(o, gamma=0.8), m.StepLR(o, step_size=3, gamma=0.5), m.ExponentialLR(o, gamma=1.05)],
         milestones=[6, 20])],
     "chained_StepLR_ExponentialLR": lambda m, o: [m.StepLR(o, step_size=5, gamma=0.5), m.ExponentialLR(o, gamma=0.95)],
+    "MultiplicativeLR": lambda m, o: [m.MultiplicativeLR(o, lr_lambda=lambda epoch: 0.9 if epoch % 2 else 0.97)],
+    "ConstantLR": lambda m, o: [m.ConstantLR(o, factor=0.4, total_iters=6), m.ExponentialLR(o, gamma=0.97)],
+    "PolynomialLR": lambda m, o: [m.PolynomialLR(o, total_iters=20, power=2.0)],
+    "CosineAnnealingWarmRestarts": lambda m, o: [m.CosineAnnealingWarmRestarts(o, T_0=3, T_mult=2, eta_min=0.001)],
+    "CyclicLR_triangular": lambda m, o: [m.CyclicLR(o, base_lr=0.01, max_lr=[0.1, 0.2], step_size_up=4,
+                                                    step_size_down=3)],
+    "CyclicLR_triangular2": lambda m, o: [m.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=3,
+                                                     mode="triangular2", base_momentum=0.7)],
+    "CyclicLR_exp_range_OneCycle_adam": lambda m, o: [m.CyclicLR(o, base_lr=[0.01, 0.02], max_lr=0.1, step_size_up=5,
+                                                                 mode="exp_range", gamma=0.97)],
+    "CyclicLR_scale_fn": lambda m, o: [m.CyclicLR(o, base_lr=0.01, max_lr=0.1, step_size_up=4,
+                                                  scale_fn=HalfEvery(3), scale_mode="iterations",
+                                                  cycle_momentum=False)],
+    "ChainedScheduler": lambda m, o: [m.ChainedScheduler([m.ConstantLR(o, factor=0.5, total_iters=4),
+                                                          m.ExponentialLR(o, gamma=0.9)])],
 }
 
 
 def make_optimizer(module, params, case: str):
     groups = [{"params": [p], "lr": lr} for p, lr in zip(params, GROUP_LRS)]
-    if "OneCycle" in case and case.endswith("three_phase"):
-        return module.Adam(groups)  # OneCycleLR cycles beta1
+    if case.endswith("three_phase") or case.endswith("adam"):
+        return module.Adam(groups)  # OneCycleLR and CyclicLR then cycle beta1
     return module.SGD(groups, lr=0.1, momentum=0.9)
 
 
@@ -132,12 +157,15 @@ def test_closed_form_with_explicit_epoch_matches_pytorch():
                       module.lr_scheduler.MultiStepLR(opt, milestones=[2, 9], gamma=0.1),
                       module.lr_scheduler.CosineAnnealingLR(opt, T_max=10),
                       module.lr_scheduler.LinearLR(opt, total_iters=6),
-                      module.lr_scheduler.ExponentialLR(opt, gamma=0.7)]
+                      module.lr_scheduler.ExponentialLR(opt, gamma=0.7),
+                      module.lr_scheduler.ConstantLR(opt, factor=0.5, total_iters=5),
+                      module.lr_scheduler.PolynomialLR(opt, total_iters=10, power=1.5),
+                      module.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=2, T_mult=3)]
         values = []
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for scheduler in schedulers:
-                for epoch in (3, 9, 4, 12):
+                for epoch in (3, 9, 4, 12, 1.5, 7.25):
                     opt.step()
                     scheduler.step(epoch)
                     values.append(opt.param_groups[0]["lr"])
