@@ -28,14 +28,16 @@ gradient is asked for (``create_graph=True``), so double backward works too.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import _state as _grad_state
-from ..autograd.grad_mode import no_grad
 from ..backend.device import get_array_module
 from ..tensor import Tensor
 from .. import ops
+from . import functional as F
+from . import init
 from .module import Module
 from .parameter import Parameter
 
@@ -60,6 +62,20 @@ def _previous_states(xp, out, h0, reverse: bool):
     if reverse:
         return xp.concatenate([out[1:], h0[None]], axis=0)
     return xp.concatenate([h0[None], out[:-1]], axis=0)
+
+
+def _overflow_to_inf_is_fine(xp):
+    """exp(-a) may overflow to inf for a very negative gate; 1 / (1 + inf) = 0 is then
+    the right sigmoid, so NumPy's overflow warning is silenced."""
+    return xp.errstate(over="ignore") if hasattr(xp, "errstate") else contextlib.nullcontext()
+
+
+def _sigmoid_of_negated_(xp, a):
+    """In place: a <- 1 / (1 + e^a), i.e. sigmoid(-a); callers negate (and scale) first."""
+    xp.exp(a, out=a)
+    a += 1.0
+    xp.reciprocal(a, out=a)
+    return a
 
 
 def _sum_over_steps_matmul(d_gates, h_prev):
@@ -129,30 +145,30 @@ class LSTMScan(Function):
         xp = get_array_module(xw)
         length, batch = xw.shape[:2]
         hidden = w_hh.shape[1]
-        # sigmoid(a) = (1 + tanh(a / 2)) / 2, so one tanh over all four gates
-        # activates them: act = tanh(pre * scale) * scale + shift.
-        scale = xp.full(4 * hidden, 0.5, dtype=xw.dtype)
-        scale[2 * hidden:3 * hidden] = 1.0
-        shift = 0.5 - 0.5 * (scale == 1.0)
-        shift = shift.astype(xw.dtype)
+        # One exp activates all four gates: sigmoid(a) = 1 / (1 + e^-a) for i, f, o and
+        # tanh(a) = 2 sigmoid(2a) - 1 for g (exp is about twice as fast as tanh in NumPy).
+        scale = xp.full(4 * hidden, -1.0, dtype=xw.dtype)
+        scale[2 * hidden:3 * hidden] = -2.0
         gates = xp.empty_like(xw)                        # activated i, f, g, o of every step
         cells = xp.empty((length, batch, hidden), dtype=xw.dtype)
         tanh_cells = xp.empty_like(cells)
         out = xp.empty_like(cells)
         w_hh_t = w_hh.T
         h, c = h0, c0
-        for t in _time_steps(length, reverse):
-            act = xp.matmul(h, w_hh_t, out=gates[t])
-            act += xw[t]
-            act *= scale
-            xp.tanh(act, out=act)
-            act *= scale
-            act += shift
-            i, f, g, o = act[:, :hidden], act[:, hidden:2 * hidden], act[:, 2 * hidden:3 * hidden], act[:, 3 * hidden:]
-            c = xp.multiply(f, c, out=cells[t])
-            c += i * g                                   # c_t = f c_{t-1} + i g
-            tc = xp.tanh(c, out=tanh_cells[t])
-            h = xp.multiply(o, tc, out=out[t])           # h_t = o tanh(c_t)
+        with _overflow_to_inf_is_fine(xp):
+            for t in _time_steps(length, reverse):
+                act = xp.matmul(h, w_hh_t, out=gates[t])
+                act += xw[t]
+                act *= scale
+                _sigmoid_of_negated_(xp, act)
+                g = act[:, 2 * hidden:3 * hidden]
+                g *= 2.0
+                g -= 1.0
+                i, f, o = act[:, :hidden], act[:, hidden:2 * hidden], act[:, 3 * hidden:]
+                c = xp.multiply(f, c, out=cells[t])
+                c += i * g                                   # c_t = f c_{t-1} + i g
+                tc = xp.tanh(c, out=tanh_cells[t])
+                h = xp.multiply(o, tc, out=out[t])           # h_t = o tanh(c_t)
         ctx.reverse = reverse
         ctx.save_for_backward(xw, h0, c0, w_hh, out, gates, cells, tanh_cells)
         return out, h.copy(), c.copy()
@@ -210,26 +226,25 @@ class GRUScan(Function):
         out = xp.empty_like(n_all)
         w_hh_t = w_hh.T
         h = h0
-        for t in _time_steps(length, reverse):
-            hw = h @ w_hh_t
-            if b_hh is not None:
-                hw += b_hh
-            x_t = xw[t]
-            a = rz[t]
-            xp.add(x_t[:, :2 * hidden], hw[:, :2 * hidden], out=a)
-            a *= 0.5                                     # sigmoid(a) = (1 + tanh(a / 2)) / 2
-            xp.tanh(a, out=a)
-            a *= 0.5
-            a += 0.5
-            r, z = a[:, :hidden], a[:, hidden:]
-            hn_all[t] = hw[:, 2 * hidden:]
-            n = xp.multiply(r, hn_all[t], out=n_all[t])
-            n += x_t[:, 2 * hidden:]
-            xp.tanh(n, out=n)                            # n = tanh(x W_in + b_in + r (h W_hn + b_hn))
-            h_new = xp.subtract(h, n, out=out[t])
-            h_new *= z
-            h_new += n                                   # h' = n + z (h - n) = (1 - z) n + z h
-            h = h_new
+        with _overflow_to_inf_is_fine(xp):
+            for t in _time_steps(length, reverse):
+                hw = h @ w_hh_t
+                if b_hh is not None:
+                    hw += b_hh
+                x_t = xw[t]
+                a = rz[t]
+                xp.add(x_t[:, :2 * hidden], hw[:, :2 * hidden], out=a)
+                xp.negative(a, out=a)
+                _sigmoid_of_negated_(xp, a)              # r, z = sigmoid(x W_i + b_i + h W_h + b_h)
+                r, z = a[:, :hidden], a[:, hidden:]
+                hn_all[t] = hw[:, 2 * hidden:]
+                n = xp.multiply(r, hn_all[t], out=n_all[t])
+                n += x_t[:, 2 * hidden:]
+                xp.tanh(n, out=n)                        # n = tanh(x W_in + b_in + r (h W_hn + b_hn))
+                h_new = xp.subtract(h, n, out=out[t])
+                h_new *= z
+                h_new += n                               # h' = n + z (h - n) = (1 - z) n + z h
+                h = h_new
         ctx.reverse = reverse
         ctx.save_for_backward(xw, h0, w_hh, b_hh, out, rz, n_all, hn_all)
         return out, h.copy()
@@ -317,9 +332,7 @@ _GATES = {"RNN_TANH": 1, "RNN_RELU": 1, "LSTM": 4, "GRU": 3}
 
 def _input_projection(x, w_ih, bias):
     """x W_ih^T + bias for every step at once: (L, N, I) -> (L, N, G*H), one matmul."""
-    length, batch, features = x.shape
-    projected = (x.reshape(length * batch, features) @ w_ih.T).reshape(length, batch, w_ih.shape[0])
-    return projected if bias is None else projected + bias
+    return F.linear(x, w_ih, bias)
 
 
 def _run_scan(mode: str, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool):
@@ -340,9 +353,8 @@ def _run_scan(mode: str, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool):
 def _init_uniform(params, hidden_size: int) -> None:
     """PyTorch's recurrent init: every weight and bias ~ U(-1/sqrt(hidden), 1/sqrt(hidden))."""
     bound = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0.0
-    with no_grad():
-        for p in params:
-            p.uniform_(-bound, bound)
+    for p in params:
+        init.uniform_(p, -bound, bound)
 
 
 def _new_parameter(*shape, device=None, dtype=None) -> Parameter:
@@ -481,7 +493,6 @@ class RNNBase(Module):
                     h_n.append(state)
             x = outputs[0] if len(outputs) == 1 else ops.cat(outputs, dim=2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                from . import functional as F
                 x = F.dropout(x, p=self.dropout, training=True)
         output = x
         if self.batch_first and batched:
