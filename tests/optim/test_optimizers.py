@@ -403,3 +403,11 @@ def test_subclass_step_is_counted():
     opt.step()
     assert opt._step_count == 1
     np.testing.assert_array_equal(p.data, [0.9, 0.9])
+
+
+def test_gradient_of_the_wrong_shape_raises():
+    (p,) = make_params([np.ones((2, 3))])
+    opt = optim.Adam([p])
+    p.grad = Tensor(np.ones(3))
+    with pytest.raises(RuntimeError, match=r"Adam.step: a parameter of shape \(2, 3\) has a gradient of shape \(3,\)"):
+        opt.step()

@@ -22,17 +22,19 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Iterable, Iterator, MutableMapping
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import numpy as np
 
 from ..backend import kernels
 from ..backend.device import device_of_array, get_array_module
+from ..autograd.grad_mode import enable_grad
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "ParamsT"]
 
-ParamsT = "Iterable[Tensor] | Iterable[dict[str, Any]]"
+# what an optimizer accepts: tensors, (name, tensor) pairs, or parameter-group dicts
+ParamsT = Union[Iterable[Tensor], Iterable[tuple[str, Tensor]], Iterable[dict[str, Any]]]
 
 
 class ParamState(MutableMapping):
@@ -178,18 +180,23 @@ class Optimizer:
         """Run ``closure`` with gradients enabled (it usually calls ``backward``); return its loss."""
         if closure is None:
             return None
-        from ..autograd.grad_mode import enable_grad
         with enable_grad():
             return closure()
 
-    @staticmethod
-    def _params_with_grad(group: dict[str, Any], op: str) -> Iterator[tuple[Tensor, Callable, Any, Any]]:
+    def _params_with_grad(self, group: dict[str, Any], op: str) -> Iterator[tuple[Tensor, Callable, Any, Any]]:
         """Yield ``(param, update, param_array, grad_array)`` for each parameter of ``group`` that
         has a gradient; ``update`` is the registered implementation of ``op`` for the parameter's
         device (e.g. the fused Numba kernel on the cpu, the NumPy/CuPy reference otherwise)."""
         for p in group["params"]:
-            if p.grad is not None:
-                yield p, kernels.get(op, p.device), p.data, p.grad.data
+            if p.grad is None:
+                continue
+            param, grad = p.data, p.grad.data
+            if grad.shape != param.shape:
+                raise RuntimeError(f"{type(self).__name__}.step: a parameter of shape {tuple(param.shape)} has a "
+                                   f"gradient of shape {tuple(grad.shape)}")
+            if grad.dtype != param.dtype:  # e.g. a float64 gradient set by hand on a float32 parameter
+                grad = grad.astype(param.dtype)
+            yield p, kernels.get(op, p.device), param, grad
 
     # ------------------------------------------------------------------ state dicts
 
