@@ -19,3 +19,7 @@ from .pooling import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, A
                       AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d)
 from .sparse import Embedding  # noqa: F401
 from .upsampling import PixelShuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d  # noqa: F401
+from .rnn import GRU, GRUCell, LSTM, LSTMCell, RNN, RNNCell  # noqa: F401,E402
+from .attention import MultiheadAttention  # noqa: F401,E402
+from .transformer import (Transformer, TransformerDecoder, TransformerDecoderLayer,  # noqa: F401,E402
+                          TransformerEncoder, TransformerEncoderLayer)
