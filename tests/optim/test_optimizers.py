@@ -22,6 +22,23 @@ RTOL, ATOL = 1e-10, 1e-12  # float64; the two libraries round a few operations d
 UPDATE_OPS = ("optim_sgd", "optim_adam", "optim_rmsprop", "optim_adagrad")
 
 
+@pytest.fixture(autouse=True)
+def torch_float64_scalars():
+    """PyTorch keeps a few scalar states (NAdam's mu_product) in its default dtype; make it
+    float64 so that the float64 trajectories can be compared to 1e-10."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
 @pytest.fixture(params=["reference", "numba"])
 def implementation(request):
     """Run the test with the NumPy reference updates, then with the fused Numba kernels."""
@@ -117,6 +134,16 @@ CONFIGS = [
     ("AdamW", dict(lr=0.05)),
     ("AdamW", dict(lr=0.05, weight_decay=0.3)),
     ("AdamW", dict(lr=0.05, weight_decay=0.1, amsgrad=True, betas=(0.7, 0.95))),
+    ("Adadelta", dict()),
+    ("Adadelta", dict(lr=0.5, rho=0.8, eps=1e-4, weight_decay=0.1, maximize=True)),
+    ("Adamax", dict(lr=0.05)),
+    ("Adamax", dict(lr=0.05, betas=(0.3, 0.9), weight_decay=0.1, eps=1e-3, maximize=True)),
+    ("NAdam", dict(lr=0.05)),
+    ("NAdam", dict(lr=0.05, momentum_decay=0.01, weight_decay=0.1)),
+    ("NAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
+    ("RAdam", dict(lr=0.05)),
+    ("RAdam", dict(lr=0.05, betas=(0.8, 0.9), weight_decay=0.1)),
+    ("RAdam", dict(lr=0.05, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
 ]
 
 
