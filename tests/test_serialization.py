@@ -278,6 +278,9 @@ def test_cuda_tensors_come_back_on_the_cpu(tmp_path):
     loaded = load(tmp_path / "c")["t"]
     assert loaded.device == tn.device("cpu") and loaded.dtype == np.float16
     np.testing.assert_array_equal(loaded.data, cupy.asnumpy(t.data))
+    on_gpu = load(tmp_path / "c", map_location="cuda")["t"]
+    assert on_gpu.device == tn.device("cuda") and isinstance(on_gpu.data, cupy.ndarray)
+    np.testing.assert_array_equal(cupy.asnumpy(on_gpu.data), cupy.asnumpy(t.data))
 
 
 def test_new_checkpoint_gets_ordinary_file_permissions(tmp_path):
@@ -287,3 +290,11 @@ def test_new_checkpoint_gets_ordinary_file_permissions(tmp_path):
     finally:
         os.umask(umask)
     assert (os.stat(tmp_path / "c").st_mode & 0o777) == 0o644
+
+
+def test_load_accepts_torch_style_arguments(tmp_path):
+    save({"w": Tensor(np.ones(2))}, tmp_path / "c")
+    loaded = load(tmp_path / "c", map_location="cpu", weights_only=True)
+    assert loaded["w"].device == tn.device("cpu")
+    with pytest.raises(ValueError, match="unknown device"):
+        load(tmp_path / "c", map_location="tpu")

@@ -45,7 +45,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from .backend.device import CPU
+from .backend.device import CPU, array_module_for, as_device, device
 
 __all__ = ["save", "load", "CheckpointError"]
 
@@ -192,9 +192,10 @@ def _fsync_directory(directory: str) -> None:
 class _Decoder:
     """Rebuilds the saved object from the JSON structure and the array entries."""
 
-    def __init__(self, npz, name: str) -> None:
+    def __init__(self, npz, name: str, device: device) -> None:
         self.npz = npz
         self.name = name
+        self.device = device
         self.Tensor = _tensor_class()
 
     def fail(self, why: str) -> CheckpointError:
@@ -239,23 +240,37 @@ class _Decoder:
         if kind == "tensor":
             array = self.array(node)
             requires_grad = node.get("requires_grad") is True and array.dtype.kind in "fc"
-            return self.Tensor._make(array, CPU, requires_grad=requires_grad)
+            if self.device != CPU:
+                array = _array_on(array, self.device)
+            return self.Tensor._make(array, self.device, requires_grad=requires_grad)
         raise self.fail(f"unknown node type {kind!r}")
 
 
-def load(f: "str | os.PathLike[str] | BinaryIO") -> Any:
-    """Load an object written by :func:`save`. Tensors come back on the cpu.
+def load(f: "str | os.PathLike[str] | BinaryIO", map_location: "str | device | None" = None,
+         weights_only: bool = True) -> Any:
+    """Load an object written by :func:`save`. Tensors come back on the cpu, or on
+    ``map_location`` if given (e.g. ``"cuda"``); arrays always come back as NumPy arrays.
 
     Raises :class:`CheckpointError` (a ``ValueError``) for anything that is not an
     intact tinynn checkpoint; no code from the file is ever executed.
+    ``weights_only`` is accepted for compatibility with ``torch.load``: loading is
+    always as safe as PyTorch's ``weights_only=True``.
     """
+    target = as_device(map_location)
     if hasattr(f, "read"):
-        return _load_file(f, getattr(f, "name", "the file object"))
+        return _load_file(f, getattr(f, "name", "the file object"), target)
     with open(f, "rb") as file:
-        return _load_file(file, repr(os.fspath(f)))
+        return _load_file(file, repr(os.fspath(f)), target)
 
 
-def _load_file(file: BinaryIO, name: str) -> Any:
+def _array_on(array: np.ndarray, target: device):
+    """Copy a host array to ``target`` (a cuda device)."""
+    xp = array_module_for(target)
+    with xp.cuda.Device(target.index or 0):
+        return xp.asarray(array)
+
+
+def _load_file(file: BinaryIO, name: str, target: device) -> Any:
     def corrupt(why: str) -> CheckpointError:
         return CheckpointError(f"tn.load: {name} is not a tinynn checkpoint or is corrupt: {why}")
 
@@ -279,7 +294,7 @@ def _load_file(file: BinaryIO, name: str) -> Any:
                 raise corrupt("wrong format marker")
             if document.get("version") != FORMAT_VERSION:
                 raise corrupt(f"unsupported format version {document.get('version')!r}")
-            return _Decoder(npz, name).decode(document.get("root"))
+            return _Decoder(npz, name, target).decode(document.get("root"))
         except CheckpointError:
             raise
         except Exception as e:  # bad CRC, truncated entry, object array, bad JSON, deep nesting ...
