@@ -54,6 +54,8 @@ def torch_lenet5_like(tn_model):
             layers.append(tnn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,
                                      stride=module.stride, padding=module.padding))
         elif kind == "Linear":
+            if not any(isinstance(layer, (tnn.Linear, tnn.Flatten)) for layer in layers):
+                layers.append(tnn.Flatten())       # LeNet5.forward flattens between features and classifier
             layers.append(tnn.Linear(module.in_features, module.out_features))
         elif kind in ("ReLU", "Tanh", "Flatten", "Identity"):
             layers.append(getattr(tnn, kind)())

@@ -1,6 +1,7 @@
 """The training app: artifacts, exact resume after an interruption, crash-safe checkpoints."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,10 +15,11 @@ import numpy as np
 import pytest
 
 import tinynn as tn
+from tinynn.serialization import save
 from tinynn.train import (TrainConfig, TrainError, build_model, evaluate_checkpoint, load_checkpoint, model_info,
                           train)
 
-TINY = dict(model="lenet5", dataset="fashion-mnist-sample", batch_size=32, limit_train=160, limit_test=64,
+TINY = dict(model="lenet5", dataset="fashion-mnist-sample", batch_size=32, limit_train=96, limit_test=64,
             progress=False, plots=False)
 
 
@@ -51,15 +53,31 @@ def test_training_lowers_the_loss(tmp_path):
     assert result.metrics[-1]["train_acc"] > 0.3               # far above chance (0.1) on 10 classes
 
 
-@pytest.mark.parametrize("stop_at", [(0, 3), (0, 5), (1, 1)], ids=["mid-epoch-1", "end-of-epoch-1", "mid-epoch-2"])
-@pytest.mark.parametrize("augment", [False, True], ids=["plain", "augment"])
-def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stop_at, augment):
-    config = TrainConfig(**TINY, epochs=2, augment=augment)       # 5 batches per epoch
-    reference = train(config, out=str(tmp_path / "reference"), log=_quiet)
+_REFERENCES: dict = {}
+
+
+def _reference_run(tmp_path_factory, config: TrainConfig):
+    """The uninterrupted run of ``config`` (trained once, shared by the cases that resume it)."""
+    key = repr(config)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = train(config, out=str(tmp_path_factory.mktemp("reference") / "run"), log=_quiet)
+    return _REFERENCES[key]
+
+
+@pytest.mark.parametrize("model, augment, stop_at", [
+    ("lenet5", False, (0, 2)),      # Ctrl-C in the middle of epoch 1
+    ("mlp", False, (0, 3)),         # after the last batch of epoch 1, before its evaluation
+    ("mlp", False, (1, 1)),         # in the middle of epoch 2
+    ("mlp", True, (0, 1)),          # with random augmentation: its draws must replay too
+], ids=["lenet5-mid-epoch-1", "end-of-epoch-1", "mid-epoch-2", "augment-mid-epoch-1"])
+def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, tmp_path_factory, model, augment, stop_at):
+    config = TrainConfig(**{**TINY, "model": model, "batch_size": 16, "limit_train": 48, "limit_test": 32},
+                         epochs=2, augment=augment)      # 3 batches per epoch
+    reference = _reference_run(tmp_path_factory, config)
 
     def interrupt(epoch, steps_done):
         if (epoch, steps_done) == stop_at:
-            raise KeyboardInterrupt                           # what Ctrl-C does, at a known point
+            raise KeyboardInterrupt                      # what Ctrl-C does, at a known point
 
     first = train(config, out=str(tmp_path / "resumed"), on_step=interrupt, log=_quiet)
     assert first.interrupted
@@ -75,10 +93,18 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path, stop_at, augment
     assert drop_timing(second.metrics) == drop_timing(reference.metrics)
 
 
+def test_resume_differs_from_a_fresh_start(tmp_path):
+    """Guards the test above: stopping and starting over (not resuming) gives other weights."""
+    config = TrainConfig(**{**TINY, "model": "mlp", "batch_size": 16, "limit_train": 48, "limit_test": 32}, epochs=2)
+    full = train(config, out=str(tmp_path / "full"), log=_quiet)
+    one = train(dataclasses.replace(config, epochs=1), out=str(tmp_path / "one"), log=_quiet)
+    assert any(not np.array_equal(a, b) for a, b in zip(_weights(full.model).values(), _weights(one.model).values()))
+
+
 def test_existing_run_is_not_overwritten(tmp_path):
-    train(TrainConfig(**TINY, epochs=1, limit_train=32), out=str(tmp_path / "r"), log=_quiet)
+    train(TrainConfig(**{**TINY, "limit_train": 32}, epochs=1), out=str(tmp_path / "r"), log=_quiet)
     with pytest.raises(TrainError, match="--resume"):
-        train(TrainConfig(**TINY, epochs=1, limit_train=32), out=str(tmp_path / "r"), log=_quiet)
+        train(TrainConfig(**{**TINY, "limit_train": 32}, epochs=1), out=str(tmp_path / "r"), log=_quiet)
 
 
 def test_corrupt_or_missing_checkpoint(tmp_path):
@@ -87,7 +113,7 @@ def test_corrupt_or_missing_checkpoint(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(TrainError, match="no checkpoint"):
         load_checkpoint(tmp_path / "missing")
-    tn.save({"format": "something else"}, str(tmp_path / "other.ckpt"))
+    save({"format": "something else"}, str(tmp_path / "other.ckpt"))
     with pytest.raises(TrainError, match="not a tinynn training checkpoint"):
         load_checkpoint(tmp_path / "other.ckpt")
 
@@ -101,7 +127,7 @@ def test_bad_config_values():
 
 
 def test_evaluate_checkpoint_per_class(tmp_path):
-    train(TrainConfig(**TINY, epochs=1), out=str(tmp_path / "r"), log=_quiet)
+    train(TrainConfig(**{**TINY, "limit_train": 32}, epochs=1), out=str(tmp_path / "r"), log=_quiet)
     result = evaluate_checkpoint(tmp_path / "r")
     assert result["samples"] == 2000                          # the whole test split, not the training limit
     assert len(result["per_class"]) == 10 and "Ankle boot" in result["per_class"]
@@ -145,3 +171,19 @@ def test_checkpoint_write_killed_midway_keeps_previous_checkpoint(tmp_path):
         ckpt = load_checkpoint(tmp_path)
         assert ckpt["epoch"] >= 1
         build_model("lenet5", 10, 1, 28).load_state_dict(ckpt["model"])   # complete, loadable weights
+
+
+@pytest.mark.slow
+def test_lenet5_reaches_88_percent_on_real_fashion_mnist(tmp_path):
+    """LeNet-5 on the full Fashion-MNIST (Debian's dataset-fashion-mnist): >= 0.88 test accuracy."""
+    from tinynn.datasets import FashionMNIST
+    if not all((FashionMNIST.system_dirs[0] / f).exists() for f in ("train-images-idx3-ubyte.gz",
+                                                                     "t10k-images-idx3-ubyte.gz")):
+        pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    result = train(TrainConfig(model="lenet5", dataset="fashion-mnist", epochs=SLOW_EPOCHS, batch_size=128,
+                               optimizer="adam", lr=2e-3, scheduler="cosine", progress=False, plots=False,
+                               out=str(tmp_path / "run")), log=print)
+    assert result.test_accuracy >= 0.88, result.metrics
+
+
+SLOW_EPOCHS = 3

@@ -35,6 +35,7 @@ import os
 import signal
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -165,10 +166,18 @@ def make_augment(config: TrainConfig, generator):
 
 # ---------------------------------------------------------------------------- models
 def available_models() -> list[str]:
-    """The classifier constructors of ``tinynn.models`` (lower-case public functions)."""
+    """The classifier constructors of ``tinynn.models``: public functions taking ``num_classes``."""
     import tinynn.models as models
-    return sorted(name for name, obj in vars(models).items()
-                  if not name.startswith("_") and inspect.isfunction(obj) and name.islower())
+    names = []
+    for name, obj in vars(models).items():
+        if name.startswith("_") or not inspect.isfunction(obj):
+            continue
+        try:
+            if "num_classes" in inspect.signature(obj).parameters:
+                names.append(name)
+        except (TypeError, ValueError):
+            continue
+    return sorted(names)
 
 
 def build_model(name: str, num_classes: int, in_channels: int, image_size: int):
@@ -187,6 +196,25 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int):
                "input_size": image_size, "in_features": in_channels * image_size * image_size}
     kwargs = {k: v for k, v in offered.items() if k in params}
     return constructor(**kwargs)
+
+
+def check_model_fits(model, name: str, spec: DatasetSpec, num_classes: int) -> None:
+    """Run one blank image through the model (eval mode, no grad) to catch size mismatches early."""
+    import tinynn as tn
+    was_training = model.training
+    model.eval()
+    shape = (1, spec.in_channels, spec.image_size, spec.image_size)
+    try:
+        with tn.no_grad():
+            out = model(tn.zeros(*shape, device=next(iter(model.parameters())).device))
+    except Exception as e:
+        raise TrainError(f"model {name!r} cannot run on {spec.name} images "
+                         f"({'×'.join(map(str, shape[1:]))}): {type(e).__name__}: {e}") from e
+    finally:
+        model.train(was_training)
+    if tuple(out.shape) != (1, num_classes):
+        raise TrainError(f"model {name!r} gives outputs of shape {tuple(out.shape)} for one image; "
+                         f"expected (1, {num_classes}) for {spec.name}")
 
 
 # ---------------------------------------------------------------------------- optimizers
@@ -247,6 +275,7 @@ class _Run:
         self.model = build_model(config.model, len(self.classes), self.spec.in_channels, self.spec.image_size)
         self.device = tn.device(config.device)
         self.model.to(self.device)
+        check_model_fits(self.model, config.model, self.spec, len(self.classes))
         self.loader_generator = tn.Generator().manual_seed(config.seed)
         self.train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
                                        generator=self.loader_generator, num_workers=config.num_workers,
@@ -284,9 +313,9 @@ class _Run:
         }
 
     def save(self) -> Path:
-        import tinynn as tn
+        from tinynn.serialization import save  # tn.save: atomic (temporary file, fsync, rename)
         path = self.run_dir / CHECKPOINT_NAME
-        tn.save(self.checkpoint(), str(path))
+        save(self.checkpoint(), str(path))
         return path
 
     def restore(self, ckpt: dict) -> None:
@@ -398,14 +427,14 @@ def default_run_dir(config: TrainConfig) -> Path:
 
 def load_checkpoint(path: "str | os.PathLike") -> dict:
     """Read a training checkpoint (a run directory or the file), with clear errors."""
-    import tinynn as tn
+    from tinynn.serialization import load
     path = Path(path)
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise TrainError(f"no checkpoint at {path}")
     try:
-        ckpt = tn.load(str(path))
+        ckpt = load(str(path))
     except Exception as e:  # tn.load raises CheckpointError for damaged files; anything else is damage too
         raise TrainError(f"cannot read checkpoint {path}: {e}") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
@@ -485,7 +514,9 @@ def _train_epochs(run: _Run, on_step, log, result: TrainResult) -> None:
                   "test_acc": last_eval["test_acc"], "lr": lr}
         run.metrics.append(record)
         if run.scheduler_unit == "epoch":
-            run.scheduler.step()
+            with warnings.catch_warnings():  # a run resumed after its epoch's last batch steps no optimizer first
+                warnings.filterwarnings("ignore", message=".*before `optimizer.step\\(\\)`")
+                run.scheduler.step()
         run.epoch, run.step = run.epoch + 1, 0
         run.partial = {"loss_sum": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         run.epoch_start_generator_state = run.loader_generator.get_state()
