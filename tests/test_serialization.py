@@ -25,7 +25,7 @@ def sample_object():
         "empty": Tensor(np.zeros((0, 3), dtype=np.float32)),
         "transposed": np.arange(12.0).reshape(3, 4).T,  # not C-contiguous
         "fortran": np.asfortranarray(np.arange(6, dtype=np.int16).reshape(2, 3)),
-        "numpy_scalars": [np.float32(1.5), np.int64(-3), np.bool_(True)],
+        "numpy_scalars": [np.float32(1.5), np.float64(2.5), np.int64(-3), np.bool_(True), np.complex128(1 - 2j)],
         "ints": [0, -1, 2 ** 70, True, False],
         "floats": [0.1, -0.0, 1e-300, math.inf, -math.inf, 3.0],
         "strings": ["", "hello", "ünïcødé ✓", '{"type": "dict"}'],
@@ -77,6 +77,12 @@ def test_round_trip_of_every_type(tmp_path):
     assert_same(obj, loaded)
     assert loaded[0] == "int key" and loaded[True] == "bool key" and loaded[1.5] == "float key"
     loaded["weights"]["w_float32"].data[0, 0] = 1.0  # loaded arrays are ordinary writable arrays
+
+
+def test_numpy_strings_come_back_as_str(tmp_path):
+    save([np.str_("numpy string")], tmp_path / "c")
+    (value,) = load(tmp_path / "c")
+    assert type(value) is str and value == "numpy string"
 
 
 def test_nan_and_requires_grad(tmp_path):

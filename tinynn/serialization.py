@@ -46,6 +46,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from .backend.device import CPU, array_module_for, as_device, device
+from .tensor import Tensor
 
 __all__ = ["save", "load", "CheckpointError"]
 
@@ -62,11 +63,6 @@ class CheckpointError(ValueError):
 
 # --------------------------------------------------------------------------- encoding
 
-def _tensor_class():
-    from .tensor import Tensor  # the tensor layer sits below this module
-    return Tensor
-
-
 def _to_host(array) -> np.ndarray:
     """A NumPy copy-or-view of a NumPy or CuPy array (cuda arrays are copied to the host)."""
     if isinstance(array, np.ndarray):
@@ -81,7 +77,6 @@ class _Encoder:
 
     def __init__(self) -> None:
         self.arrays: dict[str, np.ndarray] = {}
-        self.Tensor = _tensor_class()
 
     def add_array(self, array: np.ndarray, where: str) -> str:
         if array.dtype.hasobject or array.dtype.kind not in "biufc":
@@ -92,6 +87,8 @@ class _Encoder:
         return key
 
     def encode(self, obj: Any, where: str) -> Any:
+        if isinstance(obj, np.generic) and obj.dtype.kind in "biufc":  # before float: np.float64 is a float
+            return {"type": "numpy_scalar", "key": self.add_array(np.asarray(obj), where)}
         if obj is None or isinstance(obj, (bool, str)):
             return obj
         if isinstance(obj, int):
@@ -100,13 +97,11 @@ class _Encoder:
             if math.isfinite(obj):
                 return float(obj)
             return {"type": "float", "value": repr(float(obj))}  # 'nan', 'inf', '-inf'
-        if isinstance(obj, self.Tensor):
+        if isinstance(obj, Tensor):
             key = self.add_array(_to_host(obj.data), where)
             return {"type": "tensor", "key": key, "requires_grad": bool(obj.requires_grad)}
         if isinstance(obj, np.ndarray) or type(obj).__module__.startswith("cupy"):
             return {"type": "ndarray", "key": self.add_array(_to_host(obj), where)}
-        if isinstance(obj, np.generic):
-            return {"type": "numpy_scalar", "key": self.add_array(np.asarray(obj), where)}
         if isinstance(obj, list):
             return [self.encode(v, f"{where}[{i}]") for i, v in enumerate(obj)]
         if isinstance(obj, tuple):
@@ -196,7 +191,6 @@ class _Decoder:
         self.npz = npz
         self.name = name
         self.device = device
-        self.Tensor = _tensor_class()
 
     def fail(self, why: str) -> CheckpointError:
         return CheckpointError(f"tn.load: {self.name} is not a valid tinynn checkpoint or is corrupt: {why}")
@@ -242,7 +236,7 @@ class _Decoder:
             requires_grad = node.get("requires_grad") is True and array.dtype.kind in "fc"
             if self.device != CPU:
                 array = _array_on(array, self.device)
-            return self.Tensor._make(array, self.device, requires_grad=requires_grad)
+            return Tensor._make(array, self.device, requires_grad=requires_grad)
         raise self.fail(f"unknown node type {kind!r}")
 
 
