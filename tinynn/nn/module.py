@@ -111,7 +111,7 @@ class Module:
             return
         params, buffers, modules = self._parameters, self._buffers, self._modules
         if isinstance(value, Parameter):
-            self._forget(name)
+            self._forget(name, keep=params)  # a parameter replaced in place keeps its position
             self.register_parameter(name, value)
         elif name in params:
             if value is not None:
@@ -119,7 +119,7 @@ class Module:
                                 "(nn.Parameter or None expected)")
             params[name] = None
         elif isinstance(value, Module):
-            self._forget(name)
+            self._forget(name, keep=modules)
             modules[name] = value
         elif name in modules:
             if value is not None:
@@ -134,12 +134,13 @@ class Module:
         else:
             object.__setattr__(self, name, value)
 
-    def _forget(self, name: str) -> None:
+    def _forget(self, name: str, keep: dict) -> None:
+        """Drop ``name`` from every registry except ``keep`` (where it is about to be set)."""
         self.__dict__.pop(name, None)
-        self._parameters.pop(name, None)
-        self._buffers.pop(name, None)
+        for registry in (self._parameters, self._buffers, self._modules):
+            if registry is not keep:
+                registry.pop(name, None)
         self._non_persistent_buffers.discard(name)
-        self._modules.pop(name, None)
 
     def __getattr__(self, name: str):
         # Only called when normal lookup fails: look in the three registries.
