@@ -16,11 +16,24 @@ copies them to the device). Only the parts of CuPy that tinynn uses exist.
 """
 from __future__ import annotations
 
+import collections
+import traceback
+
 import numpy as _np
 
 from . import cuda, random  # noqa: F401
 
 __version__ = "14.0.0-fake"
+
+# Every device-to-host transfer (a synchronisation on a real GPU), by the tinynn line that asked for it.
+host_transfers: "collections.Counter[str]" = collections.Counter()
+
+
+def _count_host_transfer(kind: str) -> None:
+    for frame in reversed(traceback.extract_stack(limit=12)[:-2]):
+        if "/tinynn/" in frame.filename:
+            host_transfers[f"{frame.filename.split('/tinynn/')[-1]}:{frame.lineno} ({kind})"] += 1
+            return
 _LENIENT = {"asarray", "array", "asanyarray", "ascontiguousarray", "get_array_module"}
 
 
@@ -105,6 +118,7 @@ class ndarray:
                         "Please use `.get()` to construct a NumPy array explicitly.")
 
     def get(self, stream=None, order="C", out=None):
+        _count_host_transfer("get")
         return _np.array(self._a, order=order)
 
     @property
@@ -122,6 +136,8 @@ class ndarray:
 
     # --- attributes and methods come from the NumPy array
     def __getattr__(self, name):
+        if name in ("item", "tolist"):
+            _count_host_transfer(name)
         if name.startswith("__"):  # no __array_interface__ & co: the host cannot see device memory
             raise AttributeError(name)
         attribute = getattr(self._a, name)
@@ -149,12 +165,15 @@ class ndarray:
         return (_wrap(v) for v in self._a)
 
     def __bool__(self):
+        _count_host_transfer("bool")
         return bool(self._a)
 
     def __float__(self):
+        _count_host_transfer("float")
         return float(self._a)
 
     def __int__(self):
+        _count_host_transfer("int")
         return int(self._a)
 
     def __complex__(self):

@@ -1,0 +1,32 @@
+"""Runs tests/test_cuda.py against the fake CuPy of fake_cupy/ (no GPU needed).
+
+The fake is a NumPy-backed CuPy that refuses implicit host/device mixing the way
+CuPy does, and the plugin bridges every cuda kernel to its cpu reference. So this
+exercises tinynn's whole "cuda" path (tensors, autograd, ops, layers, optimizers,
+checkpoints) and catches NumPy-only code before a GPU machine sees it. The Numba
+CUDA kernels themselves are checked by the simulator tests instead.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).parent
+REPO_ROOT = Path(__file__).parents[3]
+
+
+@pytest.mark.xfail(strict=False, reason="known bug outside the CUDA code: Tensor.to(device)/cuda()/cpu() label "
+                   "the result with the SOURCE device (Function.apply tags ToDevice's output with its input's "
+                   "device); remove this mark once fixed")
+def test_cuda_tests_pass_on_a_fake_gpu():
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(HERE / "fake_cupy"),
+                                                                   os.environ.get("PYTHONPATH")])))
+    env.pop("NUMBA_ENABLE_CUDASIM", None)
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "fake_gpu_plugin", "-p", "no:cacheprovider",
+               str(REPO_ROOT / "tests" / "test_cuda.py")]
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+    report = result.stdout[-6000:] + result.stderr[-3000:]
+    assert result.returncode == 0, f"tests/test_cuda.py failed on the fake GPU:\n{report}"
+    assert " passed" in result.stdout, report
