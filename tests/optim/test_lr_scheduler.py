@@ -272,3 +272,27 @@ def test_warns_when_scheduler_steps_before_optimizer():
     scheduler = lr_scheduler.StepLR(opt, step_size=2)
     with pytest.warns(UserWarning, match="before `optimizer.step\\(\\)`"):
         scheduler.step()
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("make", [
+    lambda m, o, last: m.CosineAnnealingLR(o, T_max=10, eta_min=0.01, last_epoch=last),
+    lambda m, o, last: m.StepLR(o, step_size=3, gamma=0.5, last_epoch=last),
+    lambda m, o, last: m.LinearLR(o, start_factor=0.5, total_iters=8, last_epoch=last),
+    lambda m, o, last: m.CosineAnnealingWarmRestarts(o, T_0=4, T_mult=2, last_epoch=last),
+], ids=["CosineAnnealingLR", "StepLR", "LinearLR", "CosineAnnealingWarmRestarts"])
+def test_resuming_with_last_epoch_matches_pytorch(make):
+    torch = pytest.importorskip("torch")
+    sequences = []
+    for module, make_param in ((optim, lambda: Tensor(np.zeros(2), requires_grad=True)),
+                               (torch.optim, lambda: torch.zeros(2, requires_grad=True))):
+        opt = module.SGD([make_param()], lr=0.1)
+        opt.param_groups[0]["initial_lr"] = 0.2  # as left by a scheduler in a checkpoint
+        scheduler = make(module.lr_scheduler, opt, 5)
+        sequence = [opt.param_groups[0]["lr"]]
+        for _ in range(12):
+            opt.step()
+            scheduler.step()
+            sequence.append(opt.param_groups[0]["lr"])
+        sequences.append(sequence)
+    np.testing.assert_allclose(sequences[0], sequences[1], rtol=1e-13, atol=0)
