@@ -5,7 +5,6 @@ import warnings
 import numpy as np
 import pytest
 
-import tinynn as tn
 from tinynn import optim
 from tinynn.optim import lr_scheduler
 from tinynn.serialization import load, save

@@ -438,3 +438,31 @@ def test_gradient_of_the_wrong_shape_raises():
     p.grad = Tensor(np.ones(3))
     with pytest.raises(RuntimeError, match=r"Adam.step: a parameter of shape \(2, 3\) has a gradient of shape \(3,\)"):
         opt.step()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("config", CONFIGS[::3], ids=[config_id(c) for c in CONFIGS[::3]])
+def test_cuda_parameters_follow_the_cpu_trajectory(config):
+    cupy = pytest.importorskip("cupy")
+    name, kwargs = config
+    values = initial_values()
+    cpu_params = make_params(values)
+    cpu_history = run_tinynn(getattr(optim, name)(cpu_params, **kwargs), cpu_params, 10)
+
+    params = [tn.tensor(v, device="cuda", requires_grad=True) for v in values]
+    opt = getattr(optim, name)(params, **kwargs)
+    sign = objective_sign(opt)
+    for step in range(10):
+        for i, p in enumerate(params):
+            grad = sign * loss_grad(cupy.asnumpy(p.data))
+            p.grad = tn.tensor(grad, device="cuda") if gets_grad(i, step) else None
+        opt.step()
+        for p, expected in zip(params, cpu_history[step]):
+            assert isinstance(p.data, cupy.ndarray)
+            np.testing.assert_allclose(cupy.asnumpy(p.data), expected, rtol=1e-9, atol=1e-12)
+    state = opt.state_dict()
+    resumed_params = [tn.tensor(cupy.asnumpy(p.data), device="cuda", requires_grad=True) for p in params]
+    resumed = getattr(optim, name)(resumed_params, **kwargs)
+    resumed.load_state_dict(state)
+    for buffers in resumed.state.values():
+        assert all(isinstance(v, cupy.ndarray) for v in buffers.values() if hasattr(v, "shape"))

@@ -21,7 +21,7 @@ from numba import njit
 
 from ..kernels import cpu as _cpu_kernels  # noqa: F401  (sets Numba's cache directory first)
 from ..backend.kernels import register
-from .adagrad import adagrad_update, init_adagrad_state
+from .adagrad import adagrad_update
 from .adam import adam_update, init_adam_state
 from .rmsprop import init_rmsprop_state, rmsprop_update
 from .sgd import sgd_update
