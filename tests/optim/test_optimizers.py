@@ -466,3 +466,17 @@ def test_cuda_parameters_follow_the_cpu_trajectory(config):
     resumed.load_state_dict(state)
     for buffers in resumed.state.values():
         assert all(isinstance(v, cupy.ndarray) for v in buffers.values() if hasattr(v, "shape"))
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[config_id(c) for c in CONFIGS])
+def test_step_leaves_the_gradients_untouched(config, implementation):
+    name, kwargs = config
+    params = make_params(initial_values())
+    opt = getattr(optim, name)(params, **kwargs)
+    for _ in range(2):
+        grads = [loss_grad(p.data) for p in params]
+        for p, g in zip(params, grads):
+            p.grad = Tensor(g.copy())
+        opt.step()
+        for p, g in zip(params, grads):
+            np.testing.assert_array_equal(p.grad.data, g)
