@@ -9,7 +9,7 @@ keys j <= i (PyTorch's top-left alignment). With s = scale * q k^T + mask:
 
     P = softmax(s),  out = (P * Z) @ v,  lse = log sum_j exp(s_ij)
 
-Fused forward: one thread block per (batch element, tile of query rows), one thread
+Fused forward: one thread block per (batch element or head, tile of query rows), one thread
 per query row. Key/value tiles are loaded into shared memory by all the block's
 threads; each thread keeps a running maximum m, running sum l and accumulator a
 for its row (online softmax) and rescales them by exp(m_old - m_new) when the
@@ -74,12 +74,12 @@ def _forward_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: str):
 
     @cuda.jit
     def forward(q, k, v, mask, dropout, is_causal, scale, out, lse, zero, minus_inf):
-        batch_head = cuda.blockIdx.y
+        batch_head = cuda.blockIdx.x  # x: up to 2**31 - 1 blocks; y (row tiles) only 65535
         heads = q.shape[1]
         b, h = batch_head // heads, batch_head % heads
         query_len, key_len, e_dim, ev_dim = q.shape[2], k.shape[2], q.shape[3], v.shape[3]
         thread = cuda.threadIdx.x
-        row = cuda.blockIdx.x * tile + thread
+        row = cuda.blockIdx.y * tile + thread
         active = row < query_len
 
         k_tile = cuda.shared.array((tile, head_dim), dtype)
@@ -96,7 +96,7 @@ def _forward_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: str):
         running_sum = zero
 
         # causal: no row of this block looks past the block's last row
-        key_end = min(key_len, (cuda.blockIdx.x + 1) * tile) if is_causal else key_len
+        key_end = min(key_len, (cuda.blockIdx.y + 1) * tile) if is_causal else key_len
         for tile_start in range(0, key_end, tile):
             for index in range(thread, tile * e_dim, tile):  # cooperative loads
                 j, e = index // e_dim, index % e_dim
@@ -156,12 +156,12 @@ def _backward_key_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: s
     @cuda.jit
     def backward_key(grad_out, q, k, v, lse, delta, mask, dropout, is_causal, scale, grad_k, grad_v, zero,
                      minus_inf):
-        batch_head = cuda.blockIdx.y
+        batch_head = cuda.blockIdx.x  # x: up to 2**31 - 1 blocks; y (row tiles) only 65535
         heads = q.shape[1]
         b, h = batch_head // heads, batch_head % heads
         query_len, key_len, e_dim, ev_dim = q.shape[2], k.shape[2], q.shape[3], v.shape[3]
         thread = cuda.threadIdx.x
-        col = cuda.blockIdx.x * tile + thread
+        col = cuda.blockIdx.y * tile + thread
         active = col < key_len
 
         q_tile = cuda.shared.array((tile, head_dim), dtype)
@@ -180,7 +180,7 @@ def _backward_key_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: s
             dv[e] = zero
 
         # causal: query rows before this block's first key never see it
-        query_start = cuda.blockIdx.x * tile if is_causal else 0
+        query_start = cuda.blockIdx.y * tile if is_causal else 0
         for tile_start in range(query_start, query_len, tile):
             for index in range(thread, tile * e_dim, tile):
                 i, e = index // e_dim, index % e_dim
@@ -232,12 +232,12 @@ def _backward_query_kernel(tile: int, head_dim: int, value_dim: int, dtype_name:
 
     @cuda.jit
     def backward_query(grad_out, q, k, v, lse, delta, mask, dropout, is_causal, scale, grad_q, zero, minus_inf):
-        batch_head = cuda.blockIdx.y
+        batch_head = cuda.blockIdx.x  # x: up to 2**31 - 1 blocks; y (row tiles) only 65535
         heads = q.shape[1]
         b, h = batch_head // heads, batch_head % heads
         query_len, key_len, e_dim, ev_dim = q.shape[2], k.shape[2], q.shape[3], v.shape[3]
         thread = cuda.threadIdx.x
-        row = cuda.blockIdx.x * tile + thread
+        row = cuda.blockIdx.y * tile + thread
         active = row < query_len
 
         k_tile = cuda.shared.array((tile, head_dim), dtype)
@@ -253,7 +253,7 @@ def _backward_query_kernel(tile: int, head_dim: int, value_dim: int, dtype_name:
         row_lse = lse[b, h, row] if active else minus_inf
         row_delta = delta[b, h, row] if active else zero
 
-        key_end = min(key_len, (cuda.blockIdx.x + 1) * tile) if is_causal else key_len
+        key_end = min(key_len, (cuda.blockIdx.y + 1) * tile) if is_causal else key_len
         for tile_start in range(0, key_end, tile):
             for index in range(thread, tile * e_dim, tile):
                 j, e = index // e_dim, index % e_dim
@@ -383,7 +383,7 @@ def attention_forward(q, k, v, mask, is_causal: bool, scale, dropout_mask):
     out = xp.empty((1, heads, query_len, v.shape[-1]), dtype=q.dtype)
     lse = xp.empty((1, heads, query_len), dtype=q.dtype)
     tile = kernel_key[0]
-    launch(_forward_kernel(*kernel_key), (-(-query_len // tile), heads), tile, q4, k4, v4, mask4, dropout4,
+    launch(_forward_kernel(*kernel_key), (heads, -(-query_len // tile)), tile, q4, k4, v4, mask4, dropout4,
            bool(is_causal), q.dtype.type(_scale_value(q, scale)), out, lse, *_constants(q.dtype))
     return out.reshape(batch + out.shape[2:]), lse.reshape(batch + lse.shape[2:])
 
@@ -406,9 +406,9 @@ def attention_backward(grad_out, q, k, v, out, lse, mask, is_causal: bool, scale
     grad_k = xp.empty((1, heads, key_len, k.shape[-1]), dtype=q.dtype)
     grad_v = xp.empty((1, heads, key_len, v.shape[-1]), dtype=q.dtype)
     tile = kernel_key[0]
-    launch(_backward_key_kernel(*kernel_key), (-(-key_len // tile), heads), tile, grad_out4, q4, k4, v4, lse4,
+    launch(_backward_key_kernel(*kernel_key), (heads, -(-key_len // tile)), tile, grad_out4, q4, k4, v4, lse4,
            delta, mask4, dropout4, bool(is_causal), scale, grad_k, grad_v, *_constants(q.dtype))
-    launch(_backward_query_kernel(*kernel_key), (-(-query_len // tile), heads), tile, grad_out4, q4, k4, v4, lse4,
+    launch(_backward_query_kernel(*kernel_key), (heads, -(-query_len // tile)), tile, grad_out4, q4, k4, v4, lse4,
            delta, mask4, dropout4, bool(is_causal), scale, grad_q, *_constants(q.dtype))
     return tuple(_reduce_to(xp, grad.reshape(batch + grad.shape[2:]), original.shape)
                  for grad, original in ((grad_q, q), (grad_k, k), (grad_v, v)))

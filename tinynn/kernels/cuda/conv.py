@@ -21,7 +21,7 @@ from ..cpu.shapes import check_pair, conv_output_size
 from ._launch import array_module, launch_elementwise
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _im2col_kernel(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h, out_w):
     """One item per element of ``cols`` (rows: c, kh, kw; columns: n, oh, ow)."""
     _, _, height, width = x.shape
@@ -44,7 +44,7 @@ def _im2col_kernel(x, cols, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w
             cols[row, column] = 0
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _col2im_kernel(cols, grad_x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
                    out_h, out_w, zero):
     """grad_x[n, c, ih, iw] = sum of cols[(c, kh, kw), (n, oh, ow)] over every (kh, oh) with

@@ -31,7 +31,7 @@ _unflatten_device = cuda.jit(device=True)(_unflatten)
 
 
 # ----------------------------------------------------------------------------- max pooling
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _max_pool_kernel(x, y, indices, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w):
     """y = max of the window; indices = ih*W + iw of the first maximum (NaN wins, as in PyTorch)."""
     _, _, height, width = x.shape
@@ -56,7 +56,7 @@ def _max_pool_kernel(x, y, indices, kernel_h, kernel_w, stride_h, stride_w, pad_
         indices[n, c, oh, ow] = best_index
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _max_pool_backward_kernel(grad_y, indices, grad_x):
     """grad_x[plane, indices[plane, k]] += grad_y[plane, k]; windows may overlap, hence atomics."""
     planes, outputs = grad_y.shape
@@ -117,7 +117,7 @@ def _avg_window(oh, ow, height, width, kernel_h, kernel_w, stride_h, stride_w, p
     return top, left, bottom, right, divisor
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _avg_pool_kernel(x, y, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, count_include_pad,
                      divisor_override, zero):
     _, _, height, width = x.shape
@@ -134,7 +134,7 @@ def _avg_pool_kernel(x, y, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
         y[n, c, oh, ow] = total / divisor
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _avg_pool_backward_kernel(grad_y, grad_x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
                               count_include_pad, divisor_override, zero):
     """grad_x[ih, iw] = sum of grad_y[oh, ow] / divisor(oh, ow) over the windows that contain (ih, iw)."""
@@ -199,7 +199,7 @@ def _adaptive_end(index, in_size, out_size):
     return ((index + 1) * in_size + out_size - 1) // out_size  # ceil((index + 1) * in / out)
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _adaptive_avg_pool_kernel(x, y, zero):
     _, _, height, width = x.shape
     batch, channels, out_h, out_w = y.shape
@@ -214,7 +214,7 @@ def _adaptive_avg_pool_kernel(x, y, zero):
         y[n, c, oh, ow] = total / ((bottom - top) * (right - left))
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _adaptive_avg_pool_backward_kernel(grad_y, grad_x, zero):
     """grad_x[ih, iw] = sum of grad_y[oh, ow] / window size over the cells whose window contains (ih, iw):
     those with floor(ih*OH/H) <= oh < ceil((ih+1)*OH/H)."""
@@ -231,7 +231,7 @@ def _adaptive_avg_pool_backward_kernel(grad_y, grad_x, zero):
         grad_x[n, c, ih, iw] = total
 
 
-@cuda.jit
+@cuda.jit(cache=True)  # compiled on first launch, then cached on disk
 def _adaptive_max_pool_kernel(x, y, indices):
     _, _, height, width = x.shape
     batch, channels, out_h, out_w = y.shape
