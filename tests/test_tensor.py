@@ -97,8 +97,6 @@ def test_in_place_updates_outside_autograd():
     assert x.tolist() == [0.0] * 3
 
 
-@pytest.mark.xfail(strict=True, reason="lead: Tensor.copy_ calls np.broadcast_shapes before its own check, so a "
-                   "non-broadcastable source raises NumPy's bare ValueError instead of the copy_ error")
 def test_copy_shape_error_names_shapes():
     with pytest.raises(RuntimeError, match=r"copy_.*\(2,\).*\(3,\)"):
         tn.zeros(3).copy_(tn.ones(2))
@@ -148,3 +146,18 @@ def test_new_tensor_helpers_keep_dtype():
 def test_hash_is_identity_and_eq_is_elementwise():
     a = tn.ones(2)
     assert {a: 1}[a] == 1 and (a == tn.ones(2)).tolist() == [True, True]
+
+
+@pytest.mark.cuda
+def test_mixed_device_op_raises_naming_devices():
+    with pytest.raises(RuntimeError, match="same device.*cpu.*cuda"):
+        tn.ones(2) + tn.ones(2, device="cuda")
+
+
+@pytest.mark.cuda
+def test_to_cuda_and_back_is_differentiable():
+    x = tn.ones(2, requires_grad=True)
+    y = x.cuda() * 2
+    assert y.device == tn.device("cuda") and y.cpu().device == tn.device("cpu")
+    y.sum().backward()
+    assert x.grad.device == tn.device("cpu") and x.grad.tolist() == [2.0, 2.0]

@@ -21,3 +21,6 @@ from .ops import abs, all, any, max, min, pow, round, sum  # noqa: F401  (shadow
 is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
 
 __version__ = "0.1.0"
+
+from .serialization import load, save  # noqa: E402
+from . import cuda, nn, optim, utils  # noqa: E402,F401

@@ -293,7 +293,11 @@ class Tensor:
     def copy_(self, src) -> "Tensor":
         self._check_inplace("copy_")
         src_data = src.data if isinstance(src, Tensor) else src
-        if tuple(np.broadcast_shapes(np.shape(src_data), self.shape)) != self.shape:
+        try:
+            fits = tuple(np.broadcast_shapes(np.shape(src_data), self.shape)) == self.shape
+        except ValueError:
+            fits = False
+        if not fits:
             raise RuntimeError(f"copy_: cannot copy a tensor of shape {np.shape(src_data)} into shape {self.shape}")
         if self._device.type == "cpu":
             src_data = src_data.get() if hasattr(src_data, "get") else src_data

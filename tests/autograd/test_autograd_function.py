@@ -184,9 +184,6 @@ def test_anomaly_backward_names_the_node_whose_backward_made_nan():
             y.backward()
 
 
-@pytest.mark.xfail(strict=True, reason="lead: under detect_anomaly the ops that run INSIDE a backward check their "
-                   "own forward outputs first, so the error names 'Div' (a helper op of Sqrt's backward) with the "
-                   "backward() call site instead of the node 'Sqrt' whose backward produced inf")
 def test_anomaly_backward_names_the_op_not_its_helpers():
     x = tn.tensor([0.0, 1.0], requires_grad=True)
     with pytest.warns(RuntimeWarning), tn.autograd.detect_anomaly():

@@ -7,6 +7,7 @@ import traceback
 
 class _AnomalyState(threading.local):
     enabled = False
+    in_backward = False  # the engine checks a node's gradients itself, not the ops inside its backward
 
 
 _state = _AnomalyState()

@@ -138,7 +138,14 @@ def _root_edge(tensor):
 def _run_node(node, grads, buffers, retain_graph: bool) -> None:
     """Call one node's backward and hand each input's gradient to the next node."""
     grads = [g if g is not None else _zeros(node, i) for i, g in enumerate(grads)]
-    input_grads = node.backward(node, *grads)
+    if anomaly._state.enabled:
+        anomaly._state.in_backward = True
+        try:
+            input_grads = node.backward(node, *grads)
+        finally:
+            anomaly._state.in_backward = False
+    else:
+        input_grads = node.backward(node, *grads)
     if not isinstance(input_grads, tuple):
         input_grads = (input_grads,)
     if not retain_graph:

@@ -91,11 +91,13 @@ class Function:
         single = not isinstance(outputs, tuple)
         output_arrays = (outputs,) if single else outputs
 
-        if anomaly._state.enabled:
+        if anomaly._state.enabled and not anomaly._state.in_backward:
             xp = _xp(device)
             for i, out in enumerate(output_arrays):
                 anomaly.check_finite(xp, out, cls.name(), f"its output {i} (forward)", anomaly.creation_site())
 
+        # An op that moves data (ToDevice) says where its output lives.
+        device = ctx.__dict__.get("output_device", device)
         if not record:
             ctx._saved = _RELEASED
             if single:

@@ -12,3 +12,7 @@ from .reduction import (all, amax, amin, any, argmax, argmin, cumsum, logsumexp,
 from .shape import (broadcast_to, cat, chunk, concat, concatenate, expand, expand_as, flatten, flip, movedim, narrow,
                     pad, permute, repeat, reshape, split, squeeze, stack, sum_to_shape, swapaxes, t, transpose,
                     tril, triu, unbind, unflatten, unsqueeze, view)
+
+# Only the functions: `from tinynn.ops import *` must not export the submodules
+# (ops.nn would shadow the tinynn.nn package).
+__all__ = [name for name, value in globals().items() if callable(value) and not name.startswith("_")]

@@ -395,6 +395,7 @@ class ToDevice(Function):
     def forward(ctx, a, device):
         from ..backend.device import array_module_for, device_of_array
         ctx.source = device_of_array(a)
+        ctx.output_device = device
         if device.type == "cpu":
             return a.get()
         xp = array_module_for(device)
