@@ -454,14 +454,14 @@ def test_cuda_parameters_follow_the_cpu_trajectory(config):
     sign = objective_sign(opt)
     for step in range(10):
         for i, p in enumerate(params):
-            grad = sign * loss_grad(cupy.asnumpy(p.data))
+            grad = sign * loss_grad(p.data.get())
             p.grad = tn.tensor(grad, device="cuda") if gets_grad(i, step) else None
         opt.step()
         for p, expected in zip(params, cpu_history[step]):
             assert isinstance(p.data, cupy.ndarray)
-            np.testing.assert_allclose(cupy.asnumpy(p.data), expected, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(p.data.get(), expected, rtol=1e-9, atol=1e-12)
     state = opt.state_dict()
-    resumed_params = [tn.tensor(cupy.asnumpy(p.data), device="cuda", requires_grad=True) for p in params]
+    resumed_params = [tn.tensor(p.data.get(), device="cuda", requires_grad=True) for p in params]
     resumed = getattr(optim, name)(resumed_params, **kwargs)
     resumed.load_state_dict(state)
     for buffers in resumed.state.values():
