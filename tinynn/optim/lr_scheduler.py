@@ -18,12 +18,12 @@ scheduler restored with ``load_state_dict`` continues where it stopped.
 from __future__ import annotations
 
 import math
-from functools import partial
 import types
 import warnings
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from .optimizer import Optimizer
