@@ -89,11 +89,13 @@ def max_pool2d_backward(grad_y, indices, x_shape):
     xp = array_module(grad_y)
     batch, channels, height, width = x_shape
     planes = batch * channels
-    grad_x = xp.zeros((planes, height * width), dtype=grad_y.dtype)
-    flat_grad_y = xp.ascontiguousarray(grad_y).reshape(planes, -1)
+    # CUDA has no float16 atomic add on these arrays: half precision accumulates in float32
+    accumulate = xp.float32 if grad_y.dtype == xp.float16 else grad_y.dtype
+    grad_x = xp.zeros((planes, height * width), dtype=accumulate)
+    flat_grad_y = xp.ascontiguousarray(grad_y, dtype=accumulate).reshape(planes, -1)
     flat_indices = xp.ascontiguousarray(indices).reshape(planes, -1)
     launch_elementwise(_max_pool_backward_kernel, flat_grad_y.size, flat_grad_y, flat_indices, grad_x)
-    return grad_x.reshape(tuple(x_shape))
+    return grad_x.reshape(tuple(x_shape)).astype(grad_y.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- average pooling
