@@ -91,6 +91,9 @@ DTYPE_RULES = [
     (lambda t: t.exp(t.tensor([1, 2])), "float32"),
     (lambda t: t.tensor([True, False]) + 1, "int64"),
     (lambda t: t.ones(2) > 0, "bool"),
+    (lambda t: t.ones(2) + t.tensor(2.0, dtype=t.float64), "float32"),  # a 0-d tensor does not promote
+    (lambda t: t.tensor(2) + t.ones(2, dtype=t.int32), "int32"),        # ... within its kind,
+    (lambda t: t.tensor(2.5, dtype=t.float64) * t.tensor([1, 2]), "float64"),  # but a higher kind wins
 ]
 
 
@@ -111,6 +114,14 @@ def test_float32_gradient_of_float64_operand_keeps_each_dtype():
     b = tn.ones(3, dtype=tn.float64, requires_grad=True)
     (a * b).sum().backward()
     assert a.grad.dtype == tn.float32 and b.grad.dtype == tn.float64
+
+
+def test_0d_float64_parameter_times_float32_vector_keeps_its_gradient():
+    scale = tn.tensor(2.0, dtype=tn.float64, requires_grad=True)
+    out = tn.ones(3) * scale
+    assert out.dtype == tn.float32
+    out.sum().backward()
+    assert scale.grad.dtype == tn.float64 and scale.grad.item() == 3.0
 
 
 def test_int_tensor_cannot_require_grad():

@@ -139,6 +139,14 @@ def test_bad_dim_names_op_and_range(op):
         getattr(tn, op)(tn.ones(2, 3), 3)
 
 
+def test_max_over_empty_tensors():
+    assert tn.ones(0, 3).max(1).values.shape == (0,)
+    with pytest.raises(IndexError, match=r"max.*dim 0.*non-zero size.*\(0, 3\)"):
+        tn.ones(0, 3).max(0)
+    with pytest.raises(RuntimeError, match="min.*numel"):
+        tn.ones(0, 3).min()
+
+
 def test_mean_of_integers_raises():
     with pytest.raises(RuntimeError, match="mean"):
         tn.tensor([1, 2]).mean()

@@ -133,6 +133,8 @@ def test_cat_promotes_dtypes():
     (lambda: tn.pad(tn.ones(2, 3), (3, 3), mode="reflect"), r"pad.*reflect"),
     (lambda: tn.ones(2, 3).repeat(2), r"repeat"),
     (lambda: tn.ones(2, 3).flatten(1, 0), r"flatten"),
+    (lambda: tn.ones(3).tril(), r"tril.*2 dimensions.*\(3,\)"),
+    (lambda: tn.ones(3).triu(), r"triu.*2 dimensions"),
 ])
 def test_shape_errors_name_op_and_shapes(call, message):
     with pytest.raises((RuntimeError, ValueError, IndexError), match=message):

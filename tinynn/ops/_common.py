@@ -49,7 +49,21 @@ def binary_operands(a, b):
             a = _cast_raw(a, b.dtype)
         elif ka == "f" or kb == "b":
             b = _cast_raw(b, a.dtype)
+    elif a.dtype != b.dtype and (a.ndim == 0) != (b.ndim == 0):
+        # PyTorch: within one kind, a 0-d tensor does not promote a tensor with dims
+        # (float32 vector + float64 0-d tensor stays float32).
+        if a.ndim == 0:
+            a = _cast_keeping_graph(a, b.dtype)
+        else:
+            b = _cast_keeping_graph(b, a.dtype)
     return a, b
+
+
+def _cast_keeping_graph(t, dtype):
+    if t.requires_grad:
+        from .elementwise import cast
+        return cast(t, dtype)
+    return _cast_raw(t, dtype)
 
 
 def _from_other(value, like):

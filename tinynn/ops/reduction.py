@@ -208,13 +208,16 @@ def std(a, dim=None, unbiased=None, keepdim: bool = False, correction=None):
 
 def _max_or_min(a, dim, keepdim, take_min):
     name = "min" if take_min else "max"
-    if a.numel() == 0:
-        raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0")
     if dim is None:
+        if a.numel() == 0:
+            raise RuntimeError(f"{name}(): Expected reduction dim to be specified for input.numel() == 0")
         return Amax.apply(a, tuple(range(a.ndim)), False, take_min)
     if isinstance(dim, tuple) or not isinstance(dim, (int, np.integer)):
         raise TypeError(f"{name}(): dim must be an int (use amax/amin for several dims)")
-    values, indices = MaxDim.apply(a, normalize_dim(dim, a.ndim, name), keepdim, take_min)
+    dim = normalize_dim(dim, a.ndim, name)
+    if a.ndim and a.shape[dim] == 0:
+        raise IndexError(f"{name}(): Expected reduction dim {dim} to have non-zero size (input shape {a.shape})")
+    values, indices = MaxDim.apply(a, dim, keepdim, take_min)
     return values_indices(values, indices)
 
 

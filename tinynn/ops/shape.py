@@ -349,11 +349,18 @@ def unbind(a, dim: int = 0):
     return tuple(a[(slice(None),) * dim + (i,)] for i in range(a.shape[dim]))
 
 
+def _check_matrix(a, op):
+    if a.ndim < 2:  # NumPy would broadcast a 1-d input into a square matrix
+        raise RuntimeError(f"{op}: input tensor must have at least 2 dimensions, got shape {a.shape}")
+
+
 def tril(a, diagonal: int = 0):
+    _check_matrix(a, "tril")
     return Triangle.apply(a, diagonal, False)
 
 
 def triu(a, diagonal: int = 0):
+    _check_matrix(a, "triu")
     return Triangle.apply(a, diagonal, True)
 
 
