@@ -162,3 +162,14 @@ def test_in_place_change_of_a_leaf_that_requires_grad_raises():
     with tn.no_grad():
         w.add_(1.0)
     assert w.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.xfail(strict=True, reason="lead: with create_graph=True the engine stores the incoming gradient itself "
+                   "as leaf.grad; after sum() that is Expand's read-only broadcast view, so in-place updates "
+                   "(optimizers, clip_grad_norm_) fail with 'output array is read-only'")
+def test_grad_from_create_graph_backward_can_be_updated_in_place():
+    x = tn.ones(3, requires_grad=True)
+    x.sum().backward(create_graph=True)
+    with tn.no_grad():
+        x.grad.mul_(2)
+    assert x.grad.tolist() == [2.0, 2.0, 2.0]
