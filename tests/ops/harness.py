@@ -5,12 +5,14 @@ A test module lists its ops as ``OpCase`` entries and asks ``op_tests(CASES)`` f
 generated tests::
 
     CASES = [OpCase("exp", tn.exp, np.exp, "exp", shapes=[(2, 3)])]
-    test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity = op_tests(CASES)
+    (test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,
+     test_torch_parity) = op_tests(CASES)
 
 From each entry pytest then runs
 
 * ``test_forward``       the tinynn result against the NumPy reference, in float32 and float64
                          (values and dtype);
+* ``test_non_contiguous_inputs`` the same inputs in Fortran order: same outputs and gradients;
 * ``test_gradcheck``     backward against central finite differences in float64;
 * ``test_gradgradcheck`` double backward against finite differences (``twice=True`` ops);
 * ``test_torch_parity``  forward and backward against PyTorch, float32 and float64
@@ -142,7 +144,7 @@ def _ids(case_list):
 
 
 def op_tests(case_list: list[OpCase]):
-    """The four parametrized tests for a table of ops (assign them to test_* names)."""
+    """The five parametrized tests for a table of ops (assign them to test_* names)."""
     names = _ids(case_list)
     assert len(set(names)) == len(names), f"duplicate case names: {sorted(n for n in names if names.count(n) > 1)}"
     with_ref = [c for c in case_list if c.ref is not None]
@@ -162,6 +164,26 @@ def op_tests(case_list: list[OpCase]):
             if case.check_dtype:
                 assert out.dtype == exp.dtype, f"{case.name} output {i}: dtype {out.dtype}, expected {exp.dtype}"
             _assert_close(out.numpy(), exp, TOLERANCE[np.dtype(dtype)], f"{case.name} output {i}")
+
+    @pytest.mark.parametrize("case", with_ref, ids=_ids(with_ref))
+    def test_non_contiguous_inputs(case: OpCase):
+        """The same values in Fortran order (other strides): same outputs and gradients."""
+        arrays = case.arrays(np.float64)
+        results = []
+        for layout in (np.ascontiguousarray, np.asfortranarray):
+            inputs = [tn.tensor(layout(a), requires_grad=case.grad) for a in arrays]
+            outputs = as_list(case.run(*inputs))
+            if case.grad:
+                loss = sum((o * (k + 1.0)).sum() for k, o in enumerate(outputs) if o.dtype.kind == "f")
+                loss.backward()
+            results.append(([o.numpy() for o in outputs], [None if t.grad is None else t.grad.numpy()
+                                                             for t in inputs]))
+        (outs_c, grads_c), (outs_f, grads_f) = results
+        for a, b in zip(outs_c + grads_c, outs_f + grads_f):
+            if a is None or b is None:
+                assert a is None and b is None
+            else:
+                _assert_close(b, a, TOLERANCE[np.dtype(np.float64)], f"{case.name} non-contiguous")
 
     @pytest.mark.parametrize("case", differentiable, ids=_ids(differentiable))
     def test_gradcheck(case: OpCase):
@@ -208,4 +230,4 @@ def op_tests(case_list: list[OpCase]):
                 assert a.grad.dtype == np.dtype(dtype), f"{case.name} grad {k} dtype {a.grad.dtype}"
             _assert_close(actual, expected, tol, f"{case.name} gradient of input {k}")
 
-    return test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity
+    return test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck, test_torch_parity

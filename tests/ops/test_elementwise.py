@@ -68,7 +68,8 @@ CASES: list[OpCase] = [
     OpCase("eq_self", lambda a: a == a, lambda a: a == a, lambda a: a == a, [(2, 3)], grad=False),
 ]
 
-test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity = op_tests(CASES)
+(test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,
+ test_torch_parity) = op_tests(CASES)
 
 
 # --- dtype rules ----------------------------------------------------------------------------

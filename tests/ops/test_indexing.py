@@ -75,7 +75,8 @@ CASES: list[OpCase] = [
            lambda a: a.masked_fill(__import__("torch").tensor(MASK[0]), 0.0) * a, [(3, 4)]),
 ]
 
-test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity = op_tests(CASES)
+(test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,
+ test_torch_parity) = op_tests(CASES)
 
 
 def _np_scatter_add(a, dim, index, src):

@@ -45,7 +45,8 @@ CASES: list[OpCase] = [
            lambda a, b: a @ b, lambda a, b: __import__("torch").einsum("ij,jk->ik", [a, b]), [(2, 3), (3, 2)]),
 ]
 
-test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity = op_tests(CASES)
+(test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,
+ test_torch_parity) = op_tests(CASES)
 
 
 def test_matmul_inner_dimension_error_names_shapes():

@@ -82,7 +82,8 @@ CASES: list[OpCase] = [
            [dict(), dict(dim=0), dict(dim=2, keepdim=True)], domain="distinct", grad=False),
 ]
 
-test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity = op_tests(CASES)
+(test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,
+ test_torch_parity) = op_tests(CASES)
 
 
 # --- gradients at ties and zeros ------------------------------------------------------------

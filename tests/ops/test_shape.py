@@ -91,7 +91,8 @@ CASES: list[OpCase] = [
            lambda a: _torch_pad(a, (-1, 2)), [(2, 4)]),
 ]
 
-test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity = op_tests(CASES)
+(test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,
+ test_torch_parity) = op_tests(CASES)
 
 
 # --- behaviour beyond the table --------------------------------------------------------------

@@ -25,7 +25,8 @@ CASES = [
     *cases("softmax_1d", tn.softmax, _np_softmax, "softmax", [[(5,)]], [dict(dim=0)]),
 ]
 
-test_forward, test_gradcheck, test_gradgradcheck, test_torch_parity = op_tests(CASES)
+(test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,
+ test_torch_parity) = op_tests(CASES)
 
 
 @pytest.mark.parametrize("op", [tn.softmax, tn.log_softmax])
