@@ -27,6 +27,8 @@ def _compile_ptx_or_skip(monkeypatch):
 
         if numba.config.ENABLE_CUDASIM:
             pytest.skip("compile_ptx is not available under the simulator")
+        if getattr(cuda, "implementation", None) != "NVIDIA":
+            pytest.skip('needs the NVIDIA numba-cuda target (pip install "numba-cuda[cu13]"), not numba\'s built-in one')
         if cuda.is_available():
             pytest.skip("a GPU is present: the cuda tests compile the kernels for it")
         import numba.cuda.dispatcher
