@@ -340,7 +340,8 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
     if enabled:
         try:
             from tqdm.auto import tqdm
-            return tqdm(total=total, initial=initial, desc=desc, unit="batch", dynamic_ncols=True, leave=True)
+            return tqdm(total=total, initial=initial, desc=desc, unit="batch", dynamic_ncols=True, leave=True,
+                        disable=None, mininterval=0.5)  # disable=None: no bar when stderr is not a terminal
         except ImportError:
             pass
     return None
