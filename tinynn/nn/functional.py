@@ -139,37 +139,111 @@ def tanh(input: Tensor) -> Tensor:
     return ops.tanh(input)
 
 
-class LeakyRelu(Function):
+# The smooth activations below each write their derivative ONCE, as a formula over a
+# small maths namespace: backward evaluates it on raw arrays (fast, the usual case) or,
+# when a graph is being recorded for double backward, with differentiable tinynn ops.
+class _ArrayMath:
+    """Elementwise maths on raw arrays (NumPy or CuPy)."""
+
     @staticmethod
-    def forward(ctx, x, slope):
+    def exp(a):
+        return get_array_module(a).exp(a)
+
+    @staticmethod
+    def tanh(a):
+        return get_array_module(a).tanh(a)
+
+    @staticmethod
+    def where(condition, a, b):
+        return get_array_module(condition).where(condition, a, b)
+
+    @staticmethod
+    def minimum(a, b):
+        return get_array_module(a).minimum(a, b)
+
+    @staticmethod
+    def erf(a):
+        return ops.elementwise._erf_array(a)
+
+    @staticmethod
+    def sigmoid(a):
+        return _sigmoid_array(a)
+
+    @staticmethod
+    def softplus(a):
+        return _softplus_array(a)
+
+
+class _TensorMath:
+    """The same names as differentiable tinynn ops."""
+    exp = staticmethod(ops.exp)
+    tanh = staticmethod(ops.tanh)
+    where = staticmethod(ops.where)
+    minimum = staticmethod(lambda a, b: ops.clamp(a, max=b))
+    erf = staticmethod(ops.erf)
+    sigmoid = staticmethod(ops.sigmoid)
+    softplus = staticmethod(lambda a: softplus(a))
+
+
+def _sigmoid_array(x):
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
+
+
+def _softplus_array(x):
+    """log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)."""
+    xp = get_array_module(x)
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+class _Pointwise(Function):
+    """y = f(x) elementwise; subclasses give ``value(x, ctx)`` (arrays) and ``derivative(x, m, ctx)``."""
+
+    @classmethod
+    def forward(cls, ctx, x, *params):
         ctx.save_for_backward(x)
-        ctx.slope = slope
+        ctx.params = params
+        return cls.value(x, *params).astype(x.dtype, copy=False)
+
+    @classmethod
+    def backward(cls, ctx, grad):  # dx = g * f'(x)
+        (x,) = ctx.saved_tensors
+        nones = (None,) * len(ctx.params)
+        if is_grad_enabled():
+            return (grad * cls.derivative(x, _TensorMath, *ctx.params),) + nones
+        slope = cls.array_derivative(ctx, x.data)
+        return ((grad.data * slope).astype(grad.dtype, copy=False),) + nones
+
+    @classmethod
+    def array_derivative(cls, ctx, x):
+        """f'(x) on arrays; subclasses may reuse what their forward kept on ``ctx``."""
+        return cls.derivative(x, _ArrayMath, *ctx.params)
+
+
+class LeakyRelu(_Pointwise):
+    @staticmethod
+    def value(x, slope):
         return get_array_module(x).where(x > 0, x, x * slope)
 
     @staticmethod
-    def backward(ctx, grad):  # d = 1 for x > 0, slope otherwise
-        (x,) = ctx.saved_tensors
-        return grad * ops.where(x > 0, 1.0, ctx.slope).to(grad.dtype), None
+    def derivative(x, m, slope):  # 1 for x > 0, slope otherwise
+        return m.where(x > 0, 1.0, slope)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     return LeakyRelu.apply(input, float(negative_slope))
 
 
-class Elu(Function):
+class Elu(_Pointwise):
     @staticmethod
-    def forward(ctx, x, alpha, scale):
+    def value(x, alpha, scale):  # scale * (x if x > 0 else alpha (e^x - 1))
         xp = get_array_module(x)
-        ctx.save_for_backward(x)
-        ctx.alpha, ctx.scale = alpha, scale
-        y = xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
-        return (y * scale).astype(x.dtype, copy=False) if scale != 1.0 else y.astype(x.dtype, copy=False)
+        return scale * xp.where(x > 0, x, alpha * xp.expm1(xp.minimum(x, 0)))
 
     @staticmethod
-    def backward(ctx, grad):  # d = scale for x > 0, scale * alpha * e^x otherwise
-        (x,) = ctx.saved_tensors
-        slope = ops.where(x > 0, 1.0, ops.exp(ops.clamp(x, max=0.0)) * ctx.alpha)
-        return grad * slope * ctx.scale if ctx.scale != 1.0 else grad * slope, None, None
+    def derivative(x, m, alpha, scale):  # scale for x > 0, scale * alpha * e^x otherwise
+        return m.where(x > 0, 1.0, m.exp(m.minimum(x, 0.0)) * alpha) * scale
 
 
 def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
@@ -192,31 +266,39 @@ def celu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_GELU_C = 0.044715
 
 
-class Gelu(Function):
-    @staticmethod
-    def forward(ctx, x, approximate):
-        xp = get_array_module(x)
+class Gelu(_Pointwise):
+    @classmethod
+    def forward(cls, ctx, x, approximate):
+        if approximate == "tanh":
+            return super().forward(ctx, x, approximate)
         ctx.save_for_backward(x)
-        ctx.approximate = approximate
-        if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-            inner = _SQRT_2_OVER_PI * (x + 0.044715 * x * x * x)
-            return (0.5 * x * (1.0 + xp.tanh(inner))).astype(x.dtype, copy=False)
-        cdf = 0.5 * (1.0 + ops.elementwise._erf_array(x * x.dtype.type(_INV_SQRT_2)))  # x Phi(x)
-        return (x * cdf).astype(x.dtype, copy=False)
+        ctx.params = (approximate,)
+        ctx.cdf = 0.5 * (1.0 + _ArrayMath.erf(x * _INV_SQRT_2))  # Phi(x), kept for backward (erf is costly)
+        return (x * ctx.cdf).astype(x.dtype, copy=False)
+
+    @classmethod
+    def array_derivative(cls, ctx, x):
+        if ctx.params[0] == "tanh":
+            return super().array_derivative(ctx, x)
+        return ctx.cdf + x * get_array_module(x).exp(x * x * -0.5) * _INV_SQRT_2PI
 
     @staticmethod
-    def backward(ctx, grad):
-        (x,) = ctx.saved_tensors
-        if ctx.approximate == "tanh":  # 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
-            t = ops.tanh((x + x * x * x * 0.044715) * _SQRT_2_OVER_PI)
-            d = (t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * ((x * x * (3 * 0.044715) + 1.0) * _SQRT_2_OVER_PI)
-            return grad * d, None
+    def value(x, approximate):
+        if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            inner = (x + _GELU_C * x * x * x) * _SQRT_2_OVER_PI
+            return 0.5 * x * (1.0 + get_array_module(x).tanh(inner))
+        return x * (0.5 * (1.0 + _ArrayMath.erf(x * _INV_SQRT_2)))  # x Phi(x)
+
+    @staticmethod
+    def derivative(x, m, approximate):
+        if approximate == "tanh":  # 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+            t = m.tanh((x + x * x * x * _GELU_C) * _SQRT_2_OVER_PI)
+            return (t + 1.0) * 0.5 + x * 0.5 * (1.0 - t * t) * ((x * x * (3 * _GELU_C) + 1.0) * _SQRT_2_OVER_PI)
         # d/dx x Phi(x) = Phi(x) + x phi(x)
-        cdf = (ops.erf(x * _INV_SQRT_2) + 1.0) * 0.5
-        pdf = ops.exp(x * x * -0.5) * _INV_SQRT_2PI
-        return grad * (cdf + x * pdf), None
+        return (m.erf(x * _INV_SQRT_2) + 1.0) * 0.5 + x * m.exp(x * x * -0.5) * _INV_SQRT_2PI
 
 
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
@@ -225,67 +307,58 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     return Gelu.apply(input, approximate)
 
 
-class Silu(Function):
-    @staticmethod
-    def forward(ctx, x):
+class Silu(_Pointwise):
+    @classmethod
+    def forward(cls, ctx, x):
         ctx.save_for_backward(x)
+        ctx.params = ()
+        ctx.sig = _sigmoid_array(x)  # kept for backward
+        return x * ctx.sig
+
+    @classmethod
+    def array_derivative(cls, ctx, x):
+        s = ctx.sig
+        return s * (x * (1.0 - s) + 1.0)
+
+    @staticmethod
+    def value(x):
         return x * _sigmoid_array(x)
 
     @staticmethod
-    def backward(ctx, grad):  # d x s(x) = s (1 + x (1 - s))
-        (x,) = ctx.saved_tensors
-        s = ops.sigmoid(x)
-        return grad * (s * (x * (1.0 - s) + 1.0))
+    def derivative(x, m):  # d x s(x) = s (1 + x (1 - s))
+        s = m.sigmoid(x)
+        return s * (x * (1.0 - s) + 1.0)
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
     return Silu.apply(input)
 
 
-def _sigmoid_array(x):
-    xp = get_array_module(x)
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(x.dtype, copy=False)
-
-
-def _softplus_array(x):
-    """log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|)."""
-    xp = get_array_module(x)
-    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-
-class Softplus(Function):
+class Softplus(_Pointwise):
     @staticmethod
-    def forward(ctx, x, beta, threshold):
-        xp = get_array_module(x)
-        ctx.save_for_backward(x)
-        ctx.beta, ctx.threshold = beta, threshold
+    def value(x, beta, threshold):  # log(1 + e^(beta x)) / beta, linear above the threshold
         bx = x * beta
-        return xp.where(bx > threshold, x, _softplus_array(bx) / beta).astype(x.dtype, copy=False)
+        return get_array_module(x).where(bx > threshold, x, _softplus_array(bx) / beta)
 
     @staticmethod
-    def backward(ctx, grad):  # d = sigmoid(beta x), or 1 above the threshold (where softplus is linear)
-        (x,) = ctx.saved_tensors
-        bx = x * ctx.beta
-        return grad * ops.where(bx > ctx.threshold, 1.0, ops.sigmoid(bx)), None, None
+    def derivative(x, m, beta, threshold):  # sigmoid(beta x), or 1 above the threshold
+        bx = x * beta
+        return m.where(bx > threshold, 1.0, m.sigmoid(bx))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
     return Softplus.apply(input, float(beta), float(threshold))
 
 
-class Mish(Function):
+class Mish(_Pointwise):
     @staticmethod
-    def forward(ctx, x):
-        xp = get_array_module(x)
-        ctx.save_for_backward(x)
-        return (x * xp.tanh(_softplus_array(x))).astype(x.dtype, copy=False)
+    def value(x):  # x tanh(softplus(x))
+        return x * get_array_module(x).tanh(_softplus_array(x))
 
     @staticmethod
-    def backward(ctx, grad):  # d x tanh(sp(x)) = tanh(sp) + x sigmoid(x) (1 - tanh^2(sp))
-        (x,) = ctx.saved_tensors
-        t = ops.tanh(softplus(x))
-        return grad * (t + x * ops.sigmoid(x) * (1.0 - t * t))
+    def derivative(x, m):  # tanh(sp(x)) + x sigmoid(x) (1 - tanh^2(sp(x)))
+        t = m.tanh(m.softplus(x))
+        return t + x * m.sigmoid(x) * (1.0 - t * t)
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
@@ -402,54 +475,73 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
 
 # =====================================================================================
 # Normalisation: shared pieces
+#
+# Batch, layer and group norm all standardise x over some axes,
+#     xhat = (x - mean) * invstd,   invstd = 1 / sqrt(var + eps)   (biased variance),
+# then scale and shift. Their backward is the same formula over the same axes:
+#     dx = invstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)),   gxhat = g * weight.
+# Each Function keeps xhat from the forward. Backward has two paths with one formula:
+# a fast one on raw arrays (the usual case), and, when a graph is being recorded
+# (create_graph=True, double backward), the same formula in tinynn ops with the
+# statistics recomputed from x so that they carry their own gradient.
 # =====================================================================================
 def _standardize(x, axes: tuple, eps: float):
-    """Forward on arrays: mean and 1/sqrt(var + eps) over ``axes`` (biased variance), kept as dims."""
+    """Forward on arrays: (xhat, mean, var, invstd), statistics kept as size-1 dims."""
     xp = get_array_module(x)
     mean = x.mean(axis=axes, keepdims=True)
-    centered = x - mean
-    var = (centered * centered).mean(axis=axes, keepdims=True)
+    xhat = x - mean
+    var = xp.square(xhat).mean(axis=axes, keepdims=True)
     invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-    return mean, var, invstd
+    xhat *= invstd
+    return xhat, mean, var, invstd
 
 
-def _statistics(x: Tensor, axes: tuple, eps: float, mean, invstd):
-    """Mean and inverse std as Tensors for backward. When a graph is being recorded
-    (double backward) they are recomputed from ``x`` so that they carry their own
-    gradient; otherwise the forward's arrays are reused as constants."""
-    if is_grad_enabled():
-        mean_t = x.mean(axes, keepdim=True)
-        centered = x - mean_t
-        invstd_t = ops.rsqrt((centered * centered).mean(axes, keepdim=True) + eps)
-        return mean_t, invstd_t
-    return Tensor._make(mean, x.device), Tensor._make(invstd, x.device)
+def _standardize_backward_array(grad_xhat, xhat, invstd, axes: tuple):
+    """dx = invstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) on raw arrays, in place where possible."""
+    mean_g = grad_xhat.mean(axis=axes, keepdims=True)
+    mean_gx = (grad_xhat * xhat).mean(axis=axes, keepdims=True)
+    grad_x = xhat * -mean_gx
+    grad_x += grad_xhat
+    grad_x -= mean_g
+    grad_x *= invstd
+    return grad_x
+
+
+def _standardize_graph(x: Tensor, axes: tuple, eps: float):
+    """xhat and invstd as differentiable functions of ``x`` (for double backward)."""
+    mean = x.mean(axes, keepdim=True)
+    centered = x - mean
+    invstd = ops.rsqrt((centered * centered).mean(axes, keepdim=True) + eps)
+    return centered * invstd, invstd
 
 
 def _standardize_backward(grad_xhat: Tensor, xhat: Tensor, invstd: Tensor, axes: tuple) -> Tensor:
-    """Gradient through xhat = (x - mean(x)) / sqrt(var(x) + eps):
-    dx = invstd * (g - mean(g) - xhat * mean(g * xhat)), means over the normalised axes."""
+    """The same formula in tinynn ops (differentiable)."""
     return invstd * (grad_xhat - grad_xhat.mean(axes, keepdim=True)
                      - xhat * (grad_xhat * xhat).mean(axes, keepdim=True))
+
+
+def _needs(ctx, i: int) -> bool:
+    return len(ctx.needs_input_grad) > i and ctx.needs_input_grad[i]
 
 
 # =====================================================================================
 # Batch normalisation
 # =====================================================================================
 class BatchNormTrain(Function):
-    """Batch norm with the batch's statistics: y = (x - mean) / sqrt(var + eps) * w + b,
-    statistics over every dim but the channel dim (1). Also returns mean and biased var."""
+    """Batch norm with the batch's statistics: y = xhat * w + b, statistics over every dim but
+    the channel dim (1). Also returns the batch mean and biased variance (not differentiable)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         axes = (0,) + tuple(range(2, x.ndim))
-        mean, var, invstd = _standardize(x, axes, eps)
         channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        scale = invstd if weight is None else invstd * weight.reshape(channel_shape)
-        shift = -mean * scale if bias is None else bias.reshape(channel_shape) - mean * scale
-        y = x * scale  # y = x * (w invstd) + (b - mean w invstd): two passes over x
-        y += shift
+        xhat, mean, var, invstd = _standardize(x, axes, eps)
+        y = xhat * weight.reshape(channel_shape) if weight is not None else xhat.copy()
+        if bias is not None:
+            y += bias.reshape(channel_shape)
         ctx.save_for_backward(x, weight)
-        ctx.axes, ctx.eps, ctx.mean, ctx.invstd, ctx.channel_shape = axes, eps, mean, invstd, channel_shape
+        ctx.axes, ctx.eps, ctx.xhat, ctx.invstd, ctx.channel_shape = axes, eps, xhat, invstd, channel_shape
         batch_mean, batch_var = mean.reshape(-1), var.reshape(-1)
         ctx.mark_non_differentiable(batch_mean, batch_var)
         return y, batch_mean, batch_var
@@ -457,17 +549,35 @@ class BatchNormTrain(Function):
     @staticmethod
     def backward(ctx, grad, _grad_mean, _grad_var):
         x, weight = ctx.saved_tensors
-        mean, invstd = _statistics(x, ctx.axes, ctx.eps, ctx.mean, ctx.invstd)
-        xhat = (x - mean) * invstd
-        w = weight.reshape(ctx.channel_shape) if weight is not None else None
+        if is_grad_enabled():
+            return BatchNormTrain._backward_graph(ctx, grad, x, weight)
+        # dw = sum(g xhat), db = sum(g), dx = w invstd (g - mean(g) - xhat mean(g xhat))
+        g, xhat, axes = grad.data, ctx.xhat, ctx.axes
+        count = g.size // g.shape[1]
+        sum_g = g.sum(axis=axes, keepdims=True)
+        sum_gx = (g * xhat).sum(axis=axes, keepdims=True)
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            scale = ctx.invstd if weight is None else ctx.invstd * weight.data.reshape(ctx.channel_shape)
+            grad_x = xhat * (sum_gx * -(1.0 / count))
+            grad_x += g
+            grad_x -= sum_g * (1.0 / count)
+            grad_x *= scale
+        grad_w = sum_gx.reshape(-1) if _needs(ctx, 1) else None
+        grad_b = sum_g.reshape(-1) if _needs(ctx, 2) else None
+        return grad_x, grad_w, grad_b, None
+
+    @staticmethod
+    def _backward_graph(ctx, grad, x, weight):
+        xhat, invstd = _standardize_graph(x, ctx.axes, ctx.eps)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_xhat = grad * w if w is not None else grad
+            grad_xhat = grad * weight.reshape(ctx.channel_shape) if weight is not None else grad
             grad_x = _standardize_backward(grad_xhat, xhat, invstd, ctx.axes)
-        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
-            grad_w = (grad * xhat).sum(ctx.axes)  # dw = sum g * xhat
-        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
-            grad_b = grad.sum(ctx.axes)  # db = sum g
+        if _needs(ctx, 1):
+            grad_w = (grad * xhat).sum(ctx.axes)
+        if _needs(ctx, 2):
+            grad_b = grad.sum(ctx.axes)
         return grad_x, grad_w, grad_b, None
 
 
@@ -513,34 +623,42 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 # Layer / group / RMS / local response normalisation
 # =====================================================================================
 class LayerNormFn(Function):
-    """y = (x - mean) / sqrt(var + eps) * w + b over the last ``k`` dims."""
+    """y = xhat * w + b, standardised over the last ``k`` dims."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, k, eps):
         axes = tuple(range(x.ndim - k, x.ndim))
-        mean, _, invstd = _standardize(x, axes, eps)
-        y = x - mean
-        y *= invstd
-        if weight is not None:
-            y *= weight
+        xhat, _, _, invstd = _standardize(x, axes, eps)
+        y = xhat * weight if weight is not None else xhat.copy()
         if bias is not None:
             y += bias
         ctx.save_for_backward(x, weight)
-        ctx.axes, ctx.eps, ctx.mean, ctx.invstd = axes, eps, mean, invstd
+        ctx.axes, ctx.eps, ctx.xhat, ctx.invstd = axes, eps, xhat, invstd
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        mean, invstd = _statistics(x, ctx.axes, ctx.eps, ctx.mean, ctx.invstd)
-        xhat = (x - mean) * invstd
+        lead = tuple(range(x.ndim - len(ctx.axes)))
+        if is_grad_enabled():
+            xhat, invstd = _standardize_graph(x, ctx.axes, ctx.eps)
+            grad_x = grad_w = grad_b = None
+            if ctx.needs_input_grad[0]:
+                grad_x = _standardize_backward(grad * weight if weight is not None else grad, xhat, invstd, ctx.axes)
+            if _needs(ctx, 1):
+                grad_w = (grad * xhat).sum(lead)  # dw = sum over the leading dims of g * xhat
+            if _needs(ctx, 2):
+                grad_b = grad.sum(lead)
+            return grad_x, grad_w, grad_b, None, None
+        g, xhat = grad.data, ctx.xhat
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_x = _standardize_backward(grad * weight if weight is not None else grad, xhat, invstd, ctx.axes)
-        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
-            grad_w = grad * xhat  # the engine sums it over the leading dims
-        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
-            grad_b = grad
+            grad_xhat = g * weight.data if weight is not None else g
+            grad_x = _standardize_backward_array(grad_xhat, xhat, ctx.invstd, ctx.axes)
+        if _needs(ctx, 1):
+            grad_w = (g * xhat).sum(axis=lead)
+        if _needs(ctx, 2):
+            grad_b = g.sum(axis=lead)
         return grad_x, grad_w, grad_b, None, None
 
 
@@ -560,40 +678,48 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
 
 
 class GroupNormFn(Function):
-    """Split the channels into groups; normalise each (sample, group) over its channels and positions;
-    then scale and shift per channel."""
+    """Split the channels into groups; standardise each (sample, group) over its channels and
+    positions; then scale and shift per channel."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, groups, eps):
-        grouped = x.reshape(x.shape[0], groups, -1)
-        mean, _, invstd = _standardize(grouped, (2,), eps)
-        y = ((grouped - mean) * invstd).reshape(x.shape)
+        grouped_xhat, _, _, invstd = _standardize(x.reshape(x.shape[0], groups, -1), (2,), eps)
+        xhat = grouped_xhat.reshape(x.shape)
         channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        if weight is not None:
-            y *= weight.reshape(channel_shape)
+        y = xhat * weight.reshape(channel_shape) if weight is not None else xhat.copy()
         if bias is not None:
             y += bias.reshape(channel_shape)
         ctx.save_for_backward(x, weight)
-        ctx.groups, ctx.eps, ctx.mean, ctx.invstd, ctx.channel_shape = groups, eps, mean, invstd, channel_shape
+        ctx.groups, ctx.eps, ctx.xhat, ctx.invstd, ctx.channel_shape = groups, eps, xhat, invstd, channel_shape
         return y
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
         n, shape = x.shape[0], x.shape
-        grouped = x.reshape(n, ctx.groups, -1)
-        mean, invstd = _statistics(grouped, (2,), ctx.eps, ctx.mean, ctx.invstd)
-        xhat = (grouped - mean) * invstd
-        w = weight.reshape(ctx.channel_shape) if weight is not None else None
         channel_axes = (0,) + tuple(range(2, x.ndim))
+        if is_grad_enabled():
+            xhat, invstd = _standardize_graph(x.reshape(n, ctx.groups, -1), (2,), ctx.eps)
+            grad_x = grad_w = grad_b = None
+            if ctx.needs_input_grad[0]:
+                w = weight.reshape(ctx.channel_shape) if weight is not None else None
+                grad_xhat = (grad * w if w is not None else grad).reshape(n, ctx.groups, -1)
+                grad_x = _standardize_backward(grad_xhat, xhat, invstd, (2,)).reshape(shape)
+            if _needs(ctx, 1):
+                grad_w = (grad * xhat.reshape(shape)).sum(channel_axes)
+            if _needs(ctx, 2):
+                grad_b = grad.sum(channel_axes)
+            return grad_x, grad_w, grad_b, None, None
+        g, xhat = grad.data, ctx.xhat
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
-            grad_xhat = (grad * w if w is not None else grad).reshape(n, ctx.groups, -1)
-            grad_x = _standardize_backward(grad_xhat, xhat, invstd, (2,)).reshape(shape)
-        if len(ctx.needs_input_grad) > 1 and ctx.needs_input_grad[1]:
-            grad_w = (grad * xhat.reshape(shape)).sum(channel_axes)
-        if len(ctx.needs_input_grad) > 2 and ctx.needs_input_grad[2]:
-            grad_b = grad.sum(channel_axes)
+            grad_xhat = g * weight.data.reshape(ctx.channel_shape) if weight is not None else g
+            grad_x = _standardize_backward_array(grad_xhat.reshape(n, ctx.groups, -1),
+                                                 xhat.reshape(n, ctx.groups, -1), ctx.invstd, (2,)).reshape(shape)
+        if _needs(ctx, 1):
+            grad_w = (g * xhat).sum(axis=channel_axes)
+        if _needs(ctx, 2):
+            grad_b = g.sum(axis=channel_axes)
         return grad_x, grad_w, grad_b, None, None
 
 
