@@ -47,6 +47,11 @@ CASES: list[OpCase] = [
     OpCase("cos", tn.cos, np.cos, "cos", [(2, 3)]),
     OpCase("tanh", tn.tanh, np.tanh, "tanh", [(2, 3)]),
     OpCase("sigmoid", tn.sigmoid, _sigmoid, "sigmoid", [(2, 3)]),
+    OpCase("log1p", tn.log1p, np.log1p, "log1p", [(2, 3)], domain="positive"),
+    OpCase("expm1", tn.expm1, np.expm1, "expm1", [(2, 3)]),
+    OpCase("square", tn.square, np.square, "square", [(2, 3)]),
+    OpCase("reciprocal", tn.reciprocal, np.reciprocal, "reciprocal", [(2, 3)], domain="nonzero"),
+    OpCase("erf", tn.erf, None, "erf", [(2, 3)]),  # NumPy has no erf: PyTorch is the reference
     OpCase("relu", tn.relu, lambda a: np.maximum(a, 0), "relu", [(2, 3)], domain="distinct"),
     OpCase("relu_times_x", lambda a: tn.relu(a) * a, lambda a: np.maximum(a, 0) * a, lambda a: a.relu() * a,
            [(2, 3)], domain="distinct"),

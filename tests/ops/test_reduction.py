@@ -75,6 +75,9 @@ CASES: list[OpCase] = [
            [SHAPE], SINGLE_DIMS),
     *cases("cumsum", tn.cumsum, lambda a, dim: np.cumsum(a, axis=dim), "cumsum", [SHAPE],
            [dict(dim=0), dict(dim=-1)]),
+    *cases("norm", tn.norm, lambda a, p=2, dim=None: np.linalg.norm(a.reshape(-1) if dim is None else a, ord=p,
+                                                                    axis=dim).astype(a.dtype),
+           "norm", [[(3, 4)]], [dict(), dict(p=1, dim=1), dict(p=2, dim=0)], domain="distinct"),
     # argmax/argmin are integer-valued: forward only.
     *cases("argmax", tn.argmax, _np_arg(np.argmax), "argmax", [SHAPE],
            [dict(), dict(dim=1), dict(dim=-1, keepdim=True)], domain="distinct", grad=False),

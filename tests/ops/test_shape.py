@@ -61,6 +61,8 @@ CASES: list[OpCase] = [
     method_case("repeat_more_dims", lambda a: a.repeat(2, 1, 2), lambda a: np.tile(a, (2, 1, 2)), [(2, 3)]),
     method_case("contiguous", lambda a: a.T.contiguous() * 1.0, lambda a: np.ascontiguousarray(a.T), [(2, 3)]),
     method_case("flip", lambda a: a.flip(1), lambda a: np.flip(a, 1), [(2, 3)]),
+    method_case("flip_two_dims", lambda a: a.flip((0, 1)), lambda a: np.flip(a, (0, 1)), [(2, 3)]),
+    method_case("movedim", lambda a: a.movedim(0, -1), lambda a: np.moveaxis(a, 0, -1), [(2, 3, 4)]),
     OpCase("cat", lambda a, b, c: tn.cat([a, b, c], 1), lambda a, b, c: np.concatenate([a, b, c], 1),
            lambda a, b, c: __import__("torch").cat([a, b, c], 1), [(2, 1, 3), (2, 2, 3), (2, 4, 3)]),
     OpCase("cat_neg_dim", lambda a, b: tn.cat((a, b), -1), lambda a, b: np.concatenate([a, b], -1),
