@@ -79,6 +79,20 @@ def test_random_ranges_and_dtypes():
     assert tn.randn(2, requires_grad=True).requires_grad
 
 
+@pytest.mark.parametrize("make, dtype, low, high", [
+    (lambda: tn.randint(10, (50,)), tn.int64, 0, 10),                 # randint(high, size)
+    (lambda: tn.randint(3, 6, (50,)), tn.int64, 3, 6),
+    (lambda: tn.randint(0, 4, (50,), dtype=tn.int32), tn.int32, 0, 4),
+    (lambda: tn.randint(0, 4, (50,), dtype=tn.float32), tn.float32, 0, 4),
+    (lambda: tn.randint_like(tn.ones(50), 5), tn.float32, 0, 5),      # keeps the float dtype, as PyTorch
+])
+def test_randint_call_forms(make, dtype, low, high):
+    t = make()
+    assert t.shape == (50,) and t.dtype == dtype
+    values = t.numpy()
+    assert (values == np.round(values)).all() and values.min() >= low and values.max() < high
+
+
 def test_generator_gives_independent_reproducible_streams():
     a = tn.rand(4, generator=tn.Generator().manual_seed(1))
     b = tn.rand(4, generator=tn.Generator().manual_seed(1))

@@ -141,11 +141,16 @@ def randn(*size, dtype=None, device=None, requires_grad: bool = False, generator
 
 
 def randint(low, high=None, size=(), dtype=None, device=None, generator=None) -> Tensor:
+    """Integers in [low, high): ``randint(high, size)`` or ``randint(low, high, size)``, as PyTorch."""
+    if isinstance(high, (tuple, list)):  # randint(high, size)
+        low, high, size = 0, low, high
     if high is None:
         low, high = 0, low
     dev = as_device(device)
     gen = generator or default_generator(dev)
-    return Tensor._make(gen.integers(low, high, tuple(size), dtype=as_dtype(dtype) or np.int64), dev)
+    dtype = as_dtype(dtype) or np.dtype(np.int64)
+    values = gen.integers(low, high, tuple(size), dtype=dtype if dtype.kind in "iu" else np.int64)
+    return Tensor._make(values if values.dtype == dtype else values.astype(dtype), dev)
 
 
 def randperm(n: int, dtype=None, device=None, generator=None) -> Tensor:

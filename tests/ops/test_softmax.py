@@ -50,3 +50,10 @@ def test_log_softmax_equals_log_of_softmax():
 
 def test_softmax_dtype_argument():
     assert tn.softmax(tn.ones(3), 0, dtype=tn.float64).dtype == tn.float64
+
+
+@pytest.mark.parametrize("op", [tn.softmax, tn.log_softmax])
+def test_softmax_of_integers_gives_default_float(op):
+    out = op(tn.tensor([1, 2, 3]), 0)
+    assert out.dtype == tn.float32
+    np.testing.assert_allclose(out.numpy(), op(tn.tensor([1.0, 2.0, 3.0]), 0).numpy())

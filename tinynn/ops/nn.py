@@ -46,10 +46,16 @@ class LogSoftmax(Function):
 def softmax(a, dim: int, dtype=None):
     if dtype is not None:
         a = a.to(dtype)
+    elif a.dtype.kind != "f":  # integers: compute in the default float dtype, like the unary ops
+        from ..backend.dtypes import get_default_dtype
+        a = a.to(get_default_dtype())
     return Softmax.apply(a, normalize_dim(dim, a.ndim, "softmax"))
 
 
 def log_softmax(a, dim: int, dtype=None):
     if dtype is not None:
         a = a.to(dtype)
+    elif a.dtype.kind != "f":  # integers: compute in the default float dtype, like the unary ops
+        from ..backend.dtypes import get_default_dtype
+        a = a.to(get_default_dtype())
     return LogSoftmax.apply(a, normalize_dim(dim, a.ndim, "log_softmax"))
