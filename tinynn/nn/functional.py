@@ -974,9 +974,70 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(ops.where(d < delta, d * d * 0.5, (d - 0.5 * delta) * delta), reduction)
 
 
+class _ClassTargets:
+    """Class-index targets as the target matrix Q of ``loss = -sum_c Q_c log p_c``, kept sparse:
+
+        Q = coef * onehot(index) + valid * smooth
+
+    ``coef`` is (1 - label_smoothing) * weight[target] (0 where ignored), ``smooth`` the per-class
+    label-smoothing mass weight_c * label_smoothing / C, ``valid`` 0 at ignored positions.
+    Arrays keep a size-1 class dim (N, 1, d1, ...) so they broadcast against (N, C, d1, ...)."""
+
+    def __init__(self, index, coef, valid, smooth):
+        self.index, self.coef, self.valid, self.smooth = index, coef, valid, smooth
+
+    def loss(self, logp):
+        """-sum_c Q_c log p_c per element, with the class dim removed."""
+        xp = get_array_module(logp)
+        per = -(xp.take_along_axis(logp, self.index, axis=1) * self.coef)
+        if self.smooth is not None:
+            per -= self.valid * (logp * self.smooth).sum(axis=1, keepdims=True)
+        return per.squeeze(1)
+
+    def rowsum(self):
+        return self.coef if self.smooth is None else self.coef + self.valid * self.smooth.sum()
+
+    def gradient(self, p):
+        """d loss / d logits = rowsum(Q) p - Q, on arrays (p is consumed)."""
+        xp = get_array_module(p)
+        p *= self.rowsum()
+        if self.smooth is not None:
+            p -= self.valid * self.smooth
+        at_target = xp.take_along_axis(p, self.index, axis=1) - self.coef
+        xp.put_along_axis(p, self.index, at_target, axis=1)
+        return p
+
+    def dense(self, shape, dtype):
+        xp = get_array_module(self.coef)
+        q = xp.zeros(shape, dtype=dtype) if self.smooth is None else xp.broadcast_to(self.valid * self.smooth,
+                                                                                      shape).astype(dtype)
+        xp.put_along_axis(q, self.index, xp.take_along_axis(q, self.index, axis=1) + self.coef, axis=1)
+        return q
+
+
+class _DenseTargets:
+    """Class-probability targets: Q given in full (already weighted and smoothed)."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def loss(self, logp):
+        return -(self.q * logp).sum(axis=1)
+
+    def rowsum(self):
+        return self.q.sum(axis=1, keepdims=True)
+
+    def gradient(self, p):
+        p *= self.rowsum()
+        p -= self.q
+        return p
+
+    def dense(self, shape, dtype):
+        return self.q
+
+
 def _class_targets(input: Tensor, target, weight, ignore_index: int, label_smoothing: float, op: str):
-    """The dense target matrix Q (shape of ``input``) and the mean's denominator D such that
-    loss = sum_c Q_c * (-log p_c) per element, and the 'mean' reduction is sum(loss) / D
+    """Check class-index targets and build their ``_ClassTargets`` and the mean's denominator D
     (PyTorch divides by the summed weights of the non-ignored targets)."""
     xp = input.xp
     t = target.data if isinstance(target, Tensor) else xp.asarray(target)
@@ -995,38 +1056,41 @@ def _class_targets(input: Tensor, target, weight, ignore_index: int, label_smoot
             bad = int(checked.max()) if int(checked.max()) >= classes else int(checked.min())
             raise IndexError(f"{op}: target {bad} is out of bounds: the input has {classes} classes "
                              f"(valid targets are 0..{classes - 1}, or ignore_index={ignore_index})")
-    safe = xp.where(valid, t, 0)
-    w = xp.ones(classes, dtype=input.dtype) if weight is None else weight.data.astype(input.dtype, copy=False)
-    w_of_target = w[safe] * valid
-    w_b = w.reshape((1, classes) + (1,) * (input.ndim - 2))
-    if label_smoothing > 0.0:
-        q = xp.broadcast_to(w_b * (label_smoothing / classes), input.shape).copy()
+    index = xp.expand_dims(xp.where(valid, t, 0), 1)
+    valid = xp.expand_dims(valid, 1).astype(input.dtype)
+    if weight is None:
+        target_weight = valid
+        denominator = float(valid.sum())
     else:
-        q = xp.zeros(input.shape, dtype=input.dtype)
-    picked = xp.expand_dims(safe, 1)
-    on_target = xp.take_along_axis(q, picked, axis=1) + xp.expand_dims(w_of_target * (1.0 - label_smoothing), 1)
-    xp.put_along_axis(q, picked, on_target, axis=1)
-    q *= xp.expand_dims(valid, 1)
-    denominator = float(w_of_target.sum()) if weight is not None else float(valid.sum())
-    return q.astype(input.dtype, copy=False), denominator
+        w = weight.data.astype(input.dtype, copy=False)
+        target_weight = w[index] * valid
+        denominator = float(target_weight.sum())
+    smooth = None
+    if label_smoothing > 0.0:
+        per_class = xp.full(classes, label_smoothing / classes, dtype=input.dtype) if weight is None \
+            else w * (label_smoothing / classes)
+        smooth = per_class.reshape((1, classes) + (1,) * (input.ndim - 2))
+    coef = target_weight * (1.0 - label_smoothing) if label_smoothing else target_weight
+    return _ClassTargets(index, coef.astype(input.dtype, copy=False), valid, smooth), denominator
 
 
 def _log_softmax_array(x, axis: int):
     xp = get_array_module(x)
     shifted = x - x.max(axis=axis, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    shifted -= xp.log(xp.exp(shifted).sum(axis=axis, keepdims=True))
+    return shifted
 
 
 class SoftmaxCrossEntropy(Function):
-    """loss_i = -sum_c Q_ic log softmax(x_i)_c, reduced; Q is a constant target matrix.
-    One pass for log-softmax; the gradient is (rowsum(Q) softmax(x) - Q) / D."""
+    """loss = -sum_c Q_c log softmax(x)_c per element, reduced; Q (the targets) is constant.
+    The gradient is (rowsum(Q) softmax(x) - Q) / D."""
 
     @staticmethod
-    def forward(ctx, x, q, denominator, reduction):
+    def forward(ctx, x, targets, denominator, reduction):
         logp = _log_softmax_array(x, 1)
-        per_element = -(q * logp).sum(axis=1)
+        per_element = targets.loss(logp)
         ctx.save_for_backward(x)
-        ctx.logp, ctx.q, ctx.denominator, ctx.reduction = logp, q, denominator, reduction
+        ctx.logp, ctx.targets, ctx.denominator, ctx.reduction = logp, targets, denominator, reduction
         if reduction == "none":
             return per_element
         total = per_element.sum()
@@ -1035,11 +1099,11 @@ class SoftmaxCrossEntropy(Function):
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        xp = x.xp
-        # softmax from the saved log-probabilities, or recomputed with ops for double backward
-        p = _softmax_op(x, 1) if is_grad_enabled() else Tensor._make(xp.exp(ctx.logp), x.device)
-        q = Tensor._make(ctx.q, x.device)
-        d_loss = p * q.sum(1, keepdim=True) - q  # d(-sum q log p)/dx = rowsum(q) p - q
+        if is_grad_enabled():  # double backward: softmax recomputed with ops, Q made dense
+            q = Tensor._make(ctx.targets.dense(x.shape, x.dtype), x.device)
+            d_loss = _softmax_op(x, 1) * q.sum(1, keepdim=True) - q
+        else:
+            d_loss = Tensor._make(ctx.targets.gradient(x.xp.exp(ctx.logp)), x.device)
         if ctx.reduction == "none":
             return d_loss * grad.unsqueeze(1), None, None, None
         if ctx.reduction == "mean":
@@ -1074,8 +1138,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None, s
                          f"got {_shape(weight)}")
     if isinstance(target, Tensor) and target.dtype.kind == "f":
         return _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing)
-    q, denominator = _class_targets(input, target, weight, ignore_index, label_smoothing, "cross_entropy")
-    return SoftmaxCrossEntropy.apply(input, q, denominator, reduction)
+    targets, denominator = _class_targets(input, target, weight, ignore_index, label_smoothing, "cross_entropy")
+    return SoftmaxCrossEntropy.apply(input, targets, denominator, reduction)
 
 
 def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothing):
@@ -1089,7 +1153,8 @@ def _cross_entropy_probabilities(input, target, weight, reduction, label_smoothi
         if weight is not None:
             q = q * weight.data.reshape((1, classes) + (1,) * (input.ndim - 2))
         count = input.numel() // classes
-        return SoftmaxCrossEntropy.apply(input, q.astype(input.dtype, copy=False), float(count), reduction)
+        return SoftmaxCrossEntropy.apply(input, _DenseTargets(q.astype(input.dtype, copy=False)), float(count),
+                                         reduction)
     logp = _log_softmax_op(input, 1)
     if weight is not None:
         logp = logp * weight.reshape((1, classes) + (1,) * (input.ndim - 2))
@@ -1104,8 +1169,10 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
         target = target if isinstance(target, Tensor) else Tensor(np.asarray(target))
         loss = nll_loss(input.unsqueeze(0), target.unsqueeze(0), weight, None, ignore_index, None, reduction)
         return loss.squeeze(0) if reduction == "none" else loss
-    q, denominator = _class_targets(input, target, weight, ignore_index, 0.0, "nll_loss")
-    per_element = -(input * Tensor._make(q, input.device)).sum(1)
+    targets, denominator = _class_targets(input, target, weight, ignore_index, 0.0, "nll_loss")
+    # -input[target] * weight[target]: a gather of the log-probabilities (its backward scatters)
+    picked = ops.gather(input, 1, Tensor._make(targets.index, input.device))
+    per_element = -(picked * Tensor._make(targets.coef, input.device)).squeeze(1)
     if reduction == "mean":
         return per_element.sum() / denominator
     return _reduce(per_element, reduction)
