@@ -31,6 +31,10 @@ EINSUM = [
     ("ij,jk,kl->il", [(2, 3), (3, 2), (2, 2)]),         # three operands
     ("ij,jk", [(2, 3), (3, 2)]),                        # implicit output
     ("ik,k->i", [(2, 3), (3,)]),
+    ("ii->", [(3, 3)]),                                 # trace: a repeated letter reads a diagonal
+    ("ii->i", [(3, 3)]),                                # diagonal
+    ("bii->b", [(2, 3, 3)]),                            # batched trace
+    ("iij,j->i", [(2, 2, 3), (3,)]),
 ]
 
 CASES: list[OpCase] = [
@@ -77,9 +81,9 @@ def test_matmul_float32_gradient_dtypes():
     np.testing.assert_allclose(a.grad.numpy(), np.ones((4, 2)) @ b.numpy().T, rtol=1e-6)
 
 
-def test_einsum_trace_forward_and_clear_backward_error():
+def test_einsum_trace_gradient_is_the_identity():
     x = tn.tensor(np.arange(9.0).reshape(3, 3), requires_grad=True)
     trace = tn.einsum("ii->", x)
     assert trace.item() == 12.0
-    with pytest.raises(NotImplementedError, match="einsum backward: repeated subscript"):
-        trace.backward()
+    trace.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.eye(3))

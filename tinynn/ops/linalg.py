@@ -103,17 +103,37 @@ class Einsum(Function):
                 continue
             others = [(s, op) for j, (s, op) in enumerate(zip(inputs, operands)) if j != i]
             available = set(output) | {c for s, _ in others for c in s}
-            if len(set(sub)) != len(sub):
-                raise NotImplementedError(f"einsum backward: repeated subscript in operand {sub!r} (a diagonal) "
-                                          "is not supported")
-            target = "".join(c for c in sub if c in available)
+            unique = "".join(dict.fromkeys(sub))  # a letter repeated in `sub` reads a diagonal
+            sizes = {c: operands[i].shape[sub.index(c)] for c in unique}
+            target = "".join(c for c in unique if c in available)
             eq = ",".join([output] + [s for s, _ in others]) + "->" + target
             g = einsum(eq, grad, *[op for _, op in others])
-            if target != sub:  # letters summed out of operand i alone: broadcast back
-                g = g.reshape(tuple(operands[i].shape[k] if c in available else 1 for k, c in enumerate(sub)))
-                g = g.expand(operands[i].shape)
+            if target != unique:  # letters summed out of operand i alone: broadcast back
+                g = g.reshape(tuple(sizes[c] if c in available else 1 for c in unique))
+                g = g.expand(tuple(sizes[c] for c in unique))
+            if unique != sub:
+                g = _onto_diagonal(g, unique, sub, sizes, ctx.equation)
             grads.append(g)
         return tuple(grads)
+
+
+def _onto_diagonal(g, unique: str, sub: str, sizes: dict, equation: str):
+    """Spread ``g`` (subscripts ``unique``) onto the diagonal of an operand with subscripts
+    ``sub`` (some letters repeated), zeros elsewhere: each repeated occurrence of a letter c
+    gets a fresh letter c' and a factor eye[c, c']. Built from einsum, so it is differentiable."""
+    from ..creation import eye
+    fresh = iter(c for c in string.ascii_letters if c not in equation)
+    renamed, factors, seen = "", [], set()
+    for c in sub:
+        if c in seen:
+            new = next(fresh)
+            factors.append(c + new)
+            renamed += new
+        else:
+            seen.add(c)
+            renamed += c
+    identities = [eye(sizes[pair[0]], dtype=g.dtype, device=g.device) for pair in factors]
+    return einsum(",".join([unique] + factors) + "->" + renamed, g, *identities)
 
 
 def _parse(equation: str):
