@@ -335,3 +335,23 @@ def test_repr_nests_submodules():
     text = repr(Block())
     assert text.startswith("Block(\n  (conv): Conv2d(2, 3, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))")
     assert "  (head): Sequential(\n    (0): Flatten(start_dim=1, end_dim=-1)" in text
+
+
+# --- copying and checkpoints -----------------------------------------------------------------
+def test_deepcopy_and_pickle_give_independent_modules(tmp_path):
+    import copy
+    import pickle
+    m = Block()
+    for clone in (copy.deepcopy(m), pickle.loads(pickle.dumps(m))):
+        assert list(clone.state_dict()) == list(m.state_dict())
+        assert clone.conv.weight is not m.conv.weight and isinstance(clone.conv.weight, nn.Parameter)
+        np.testing.assert_array_equal(clone.conv.weight.numpy(), m.conv.weight.numpy())
+        clone.conv.weight.data[...] = 0
+        assert np.any(m.conv.weight.numpy() != 0)
+    path = tmp_path / "block.ckpt"
+    tn.save(m.state_dict(), str(path))
+    fresh = Block()
+    assert not fresh.load_state_dict(tn.load(str(path))).missing_keys
+    x = tn.randn(1, 2, 4, 4)
+    m.eval(), fresh.eval()
+    np.testing.assert_allclose(fresh(x).numpy(), m(x).numpy(), rtol=1e-6)
