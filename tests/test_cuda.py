@@ -182,19 +182,22 @@ def _skip_on_cpu_dry_run():
     ((1, 16, 9, 9), (16, 1, 3, 3), ((1, 1), (1, 1), (1, 1), 16)),  # depthwise
     ((2, 6, 7, 7), (4, 6, 1, 1), ((1, 1), (0, 0), (1, 1), 1)),
 ])
-def test_conv_kernels_match_cpu_reference(geometry, dtype, rng):
+@pytest.mark.parametrize("name", ["numba_cuda", "cupy"])
+def test_conv_kernels_match_cpu_reference(name, geometry, dtype, rng):
     _skip_on_cpu_dry_run()
     x_shape, w_shape, args = geometry
     tolerance = F64 if dtype == np.float64 else dict(rtol=1e-4, atol=1e-4)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
-    y = _cuda_kernel("conv2d_forward")(to_device_array(x), to_device_array(w), *args)
+    y = _cuda_kernel("conv2d_forward", name)(to_device_array(x), to_device_array(w), *args)
     y_ref = _cpu_reference("conv2d_forward")(x, w, *args)
     assert_same(y, y_ref, tolerance, "forward")
     grad_y = rng.standard_normal(y_ref.shape).astype(dtype)
-    assert_same(_cuda_kernel("conv2d_backward_input")(to_device_array(grad_y), to_device_array(w), x.shape, *args),
+    assert_same(_cuda_kernel("conv2d_backward_input", name)(to_device_array(grad_y), to_device_array(w), x.shape,
+                                                            *args),
                 _cpu_reference("conv2d_backward_input")(grad_y, w, x.shape, *args), tolerance, "grad input")
-    assert_same(_cuda_kernel("conv2d_backward_weight")(to_device_array(grad_y), to_device_array(x), w.shape, *args),
+    assert_same(_cuda_kernel("conv2d_backward_weight", name)(to_device_array(grad_y), to_device_array(x), w.shape,
+                                                             *args),
                 _cpu_reference("conv2d_backward_weight")(grad_y, x, w.shape, *args), tolerance, "grad weight")
 
 

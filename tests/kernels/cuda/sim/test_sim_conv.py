@@ -18,28 +18,30 @@ CASES = [
 ]
 
 
-def _conv_kernel(op):
-    return kernels.get(op, "cuda")
+def _conv_kernel(op, name="numba_cuda"):
+    with kernels.use(op, name, device="cuda"):
+        return kernels.get(op, "cuda")
 
 
+@pytest.mark.parametrize("name", ["numba_cuda", "cupy"])
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "x{}w{}s{}p{}d{}g{}-{}".format(
     c[:4], c[4:7], c[7], c[8], c[9], c[10], np.dtype(c[11]).name))
-def test_conv2d_forward_and_backward_match_reference(case, rng, cpu_reference):
+def test_conv2d_forward_and_backward_match_reference(name, case, rng, cpu_reference):
     N, C, H, W, O, KH, KW, stride, padding, dilation, groups, dtype = case
     x = rng.standard_normal((N, C, H, W)).astype(dtype)
     w = rng.standard_normal((O, C // groups, KH, KW)).astype(dtype)
     geometry = (stride, padding, dilation, groups)
 
-    y = _conv_kernel("conv2d_forward")(x, w, *geometry)
+    y = _conv_kernel("conv2d_forward", name)(x, w, *geometry)
     assert y.dtype == dtype
     assert_close(y, cpu_reference("conv2d_forward")(x, w, *geometry), dtype, "conv2d_forward")
 
     grad_y = rng.standard_normal(y.shape).astype(dtype)
-    grad_x = _conv_kernel("conv2d_backward_input")(grad_y, w, x.shape, *geometry)
+    grad_x = _conv_kernel("conv2d_backward_input", name)(grad_y, w, x.shape, *geometry)
     assert grad_x.shape == x.shape
     assert_close(grad_x, cpu_reference("conv2d_backward_input")(grad_y, w, x.shape, *geometry), dtype,
                  "conv2d_backward_input")
-    grad_w = _conv_kernel("conv2d_backward_weight")(grad_y, x, w.shape, *geometry)
+    grad_w = _conv_kernel("conv2d_backward_weight", name)(grad_y, x, w.shape, *geometry)
     assert grad_w.shape == w.shape
     assert_close(grad_w, cpu_reference("conv2d_backward_weight")(grad_y, x, w.shape, *geometry), dtype,
                  "conv2d_backward_weight")
