@@ -795,7 +795,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None, max
     if indices.dtype.kind not in "iu":
         raise TypeError(f"embedding: expected integer indices, got dtype {indices.dtype}")
     num = weight.shape[0]
-    if indices.size and (int(indices.min()) < -num or int(indices.max()) >= num):
+    if indices.size and (int(indices.min()) < 0 or int(indices.max()) >= num):
         bad = int(indices.max()) if int(indices.max()) >= num else int(indices.min())
         raise IndexError(f"embedding: index {bad} is out of range for an embedding table with {num} rows")
     if padding_idx is not None and padding_idx < 0:

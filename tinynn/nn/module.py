@@ -300,8 +300,10 @@ class Module:
                 continue
             if set_to_none:
                 p.grad = None
-            else:
-                p.grad = Tensor._make(p.xp.zeros_like(p.grad.data), p.device)
+            else:  # zero in place (a gradient built with create_graph is detached first)
+                if p.grad.grad_fn is not None:
+                    p.grad = Tensor._make(p.grad.data.copy(), p.grad.device)
+                p.grad.data[...] = 0
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call ``fn`` on every child (recursively), then on this module (as PyTorch)."""
