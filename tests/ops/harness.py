@@ -118,6 +118,13 @@ def cases(name: str, fn, ref, torch_fn, shapes_list, kwargs_list=({},), **option
 # --- helpers ---------------------------------------------------------------------------
 
 
+def torch_module():
+    """PyTorch, imported only when a parity test calls it (the tables load without it)."""
+    import torch
+    return torch
+
+
+
 def as_list(out) -> list:
     """An op's result (a tensor, or a tuple/namedtuple of them) as a flat list."""
     return list(out) if isinstance(out, (tuple, list)) else [out]

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import tinynn as tn
-from tests.ops.harness import OpCase, cases, op_tests
+from tests.ops.harness import OpCase, cases, op_tests, torch_module
 
 # Shape pairs that broadcast in every way: equal, scalar, trailing, leading ones, both sides.
 BROADCAST_PAIRS = [((2, 3), (2, 3)), ((2, 3), ()), ((2, 3), (3,)), ((4, 1, 3), (2, 1)), ((1, 3), (2, 1))]
@@ -62,10 +62,10 @@ CASES: list[OpCase] = [
     *cases("maximum", tn.maximum, np.maximum, "maximum", [((2, 3), (2, 3)), ((2, 3), (3,))], domain="distinct"),
     *cases("minimum", tn.minimum, np.minimum, "minimum", [((2, 3), (2, 3)), ((4, 1), (3,))], domain="distinct"),
     *cases("where", lambda a, b: tn.where(a > b, a * b, b), lambda a, b: np.where(a > b, a * b, b),
-           lambda a, b: __import__("torch").where(a > b, a * b, b), [((2, 3), (2, 3)), ((2, 3), (3,))],
+           lambda a, b: torch_module().where(a > b, a * b, b), [((2, 3), (2, 3)), ((2, 3), (3,))],
            domain="distinct"),
     OpCase("where_scalar_other", lambda a: tn.where(a > 0, a, 0.0), lambda a: np.where(a > 0, a, a.dtype.type(0)),
-           lambda a: __import__("torch").where(a > 0, a, 0.0), [(2, 3)], domain="distinct"),
+           lambda a: torch_module().where(a > 0, a, 0.0), [(2, 3)], domain="distinct"),
     # Comparisons are not differentiable: forward only.
     *[OpCase(name, getattr(tn, name), ref, name, [(2, 3), (3,)], domain="distinct", grad=False)
       for name, ref in [("eq", np.equal), ("ne", np.not_equal), ("lt", np.less), ("le", np.less_equal),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinynn as tn
-from tests.ops.harness import OpCase, op_tests
+from tests.ops.harness import OpCase, op_tests, torch_module
 
 INDEX = np.array([0, 2, 2, 1])       # a repeated index: its gradient must be summed
 MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, False]])
@@ -56,26 +56,26 @@ CASES: list[OpCase] = [
     index_case("bool_row_mask", lambda lib: _arr(ROW_MASK, lib)),
     index_case("bool_mask_then_slice", lambda lib: (_arr(ROW_MASK, lib), slice(1, 3))),
     OpCase("index_select", lambda a: a.index_select(1, tn.tensor(INDEX)), lambda a: a[:, INDEX],
-           lambda a: a.index_select(1, __import__("torch").tensor(INDEX)), [(3, 4)]),
+           lambda a: a.index_select(1, torch_module().tensor(INDEX)), [(3, 4)]),
     OpCase("gather_dim1", lambda a: a.gather(1, tn.tensor(GATHER_INDEX)),
            lambda a: np.take_along_axis(a, GATHER_INDEX, 1),
-           lambda a: a.gather(1, __import__("torch").tensor(GATHER_INDEX)), [(3, 4)]),
+           lambda a: a.gather(1, torch_module().tensor(GATHER_INDEX)), [(3, 4)]),
     OpCase("gather_dim0", lambda a: a.gather(0, tn.tensor(GATHER_INDEX[:2, :2] % 3)),
            lambda a: np.take_along_axis(a[:, :2], GATHER_INDEX[:2, :2] % 3, 0),  # index smaller than a in dim 1
-           lambda a: a.gather(0, __import__("torch").tensor(GATHER_INDEX[:2, :2] % 3)), [(3, 4)]),
+           lambda a: a.gather(0, torch_module().tensor(GATHER_INDEX[:2, :2] % 3)), [(3, 4)]),
     OpCase("scatter_add", lambda a, s: a.scatter_add(1, tn.tensor(GATHER_INDEX), s),
            lambda a, s: _np_scatter_add(a, 1, GATHER_INDEX, s),
-           lambda a, s: a.scatter_add(1, __import__("torch").tensor(GATHER_INDEX), s), [(3, 4), (3, 3)]),
+           lambda a, s: a.scatter_add(1, torch_module().tensor(GATHER_INDEX), s), [(3, 4), (3, 3)]),
     # src larger than index: only src[:index.shape] is scattered; the rest gets a zero gradient.
     # (PyTorch fails on this backward, so no parity here.)
     OpCase("scatter_add_larger_src", lambda a, s: a.scatter_add(0, tn.tensor([[1, 0, 1, 1]]), s),
            lambda a, s: _np_scatter_add(a, 0, np.array([[1, 0, 1, 1]]), s), None, [(3, 4), (2, 4)]),
     OpCase("masked_fill", lambda a: a.masked_fill(tn.tensor(MASK), -1.5),
            lambda a: np.where(MASK, a.dtype.type(-1.5), a),
-           lambda a: a.masked_fill(__import__("torch").tensor(MASK), -1.5), [(3, 4)]),
+           lambda a: a.masked_fill(torch_module().tensor(MASK), -1.5), [(3, 4)]),
     OpCase("masked_fill_broadcast_mask", lambda a: a.masked_fill(tn.tensor(MASK[0]), 0.0) * a,
            lambda a: np.where(MASK[0], 0, a) * a,
-           lambda a: a.masked_fill(__import__("torch").tensor(MASK[0]), 0.0) * a, [(3, 4)]),
+           lambda a: a.masked_fill(torch_module().tensor(MASK[0]), 0.0) * a, [(3, 4)]),
 ]
 
 (test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,

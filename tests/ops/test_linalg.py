@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinynn as tn
-from tests.ops.harness import OpCase, cases, op_tests
+from tests.ops.harness import OpCase, cases, op_tests, torch_module
 
 MATMUL_SHAPES = [
     ((3,), (3,)),             # dot product
@@ -44,9 +44,9 @@ CASES: list[OpCase] = [
     OpCase("dot", tn.dot, np.dot, "dot", [(4,), (4,)]),
     OpCase("outer", tn.outer, np.outer, "outer", [(2,), (3,)]),
     *[OpCase(f"einsum_{eq}", lambda *ops, eq=eq: tn.einsum(eq, *ops), lambda *ops, eq=eq: np.einsum(eq, *ops),
-             lambda *ops, eq=eq: __import__("torch").einsum(eq, *ops), shapes) for eq, shapes in EINSUM],
+             lambda *ops, eq=eq: torch_module().einsum(eq, *ops), shapes) for eq, shapes in EINSUM],
     OpCase("einsum_list_operands", lambda a, b: tn.einsum("ij,jk->ik", [a, b]),
-           lambda a, b: a @ b, lambda a, b: __import__("torch").einsum("ij,jk->ik", [a, b]), [(2, 3), (3, 2)]),
+           lambda a, b: a @ b, lambda a, b: torch_module().einsum("ij,jk->ik", [a, b]), [(2, 3), (3, 2)]),
 ]
 
 (test_forward, test_non_contiguous_inputs, test_gradcheck, test_gradgradcheck,

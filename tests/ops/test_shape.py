@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinynn as tn
-from tests.ops.harness import OpCase, op_tests
+from tests.ops.harness import OpCase, op_tests, torch_module
 
 
 def method_case(name, method, ref, shapes, **options) -> OpCase:
@@ -64,13 +64,13 @@ CASES: list[OpCase] = [
     method_case("flip_two_dims", lambda a: a.flip((0, 1)), lambda a: np.flip(a, (0, 1)), [(2, 3)]),
     method_case("movedim", lambda a: a.movedim(0, -1), lambda a: np.moveaxis(a, 0, -1), [(2, 3, 4)]),
     OpCase("cat", lambda a, b, c: tn.cat([a, b, c], 1), lambda a, b, c: np.concatenate([a, b, c], 1),
-           lambda a, b, c: __import__("torch").cat([a, b, c], 1), [(2, 1, 3), (2, 2, 3), (2, 4, 3)]),
+           lambda a, b, c: torch_module().cat([a, b, c], 1), [(2, 1, 3), (2, 2, 3), (2, 4, 3)]),
     OpCase("cat_neg_dim", lambda a, b: tn.cat((a, b), -1), lambda a, b: np.concatenate([a, b], -1),
-           lambda a, b: __import__("torch").cat((a, b), -1), [(2, 3), (2, 2)]),
+           lambda a, b: torch_module().cat((a, b), -1), [(2, 3), (2, 2)]),
     OpCase("stack", lambda a, b: tn.stack([a, b], 1), lambda a, b: np.stack([a, b], 1),
-           lambda a, b: __import__("torch").stack([a, b], 1), [(2, 3), (2, 3)]),
+           lambda a, b: torch_module().stack([a, b], 1), [(2, 3), (2, 3)]),
     OpCase("stack_last", lambda a, b: tn.stack([a, b], -1), lambda a, b: np.stack([a, b], -1),
-           lambda a, b: __import__("torch").stack([a, b], -1), [(2, 3), (2, 3)]),
+           lambda a, b: torch_module().stack([a, b], -1), [(2, 3), (2, 3)]),
     method_case("split_size", lambda a: a.split(2, 1), lambda a: np.split(a, [2, 4], 1), [(2, 5)]),
     method_case("split_sections", lambda a: a.split([1, 3, 1], 1), lambda a: np.split(a, [1, 4], 1), [(2, 5)]),
     method_case("chunk", lambda a: a.chunk(3, 0), lambda a: np.split(a, [2, 4], 0), [(5, 2)]),
