@@ -175,6 +175,20 @@ def test_cells_match_pytorch(name, extra, batched, with_state, rng):
 
 
 @pytest.mark.parity
+@pytest.mark.parametrize("cfg", [{}, {"num_layers": 2, "bidirectional": True}, {"batch_first": True, "bias": False}],
+                         ids=_config_id)
+def test_lstm_with_projection_matches_pytorch(cfg, rng):
+    torch = pytest.importorskip("torch")
+    torch_module = torch.nn.LSTM(4, 6, proj_size=3, **cfg).double()
+    our_module = nn.LSTM(4, 6, proj_size=3, **cfg, dtype=tn.float64)
+    states = (2 if cfg.get("bidirectional") else 1) * cfg.get("num_layers", 1)
+    x = _pair(torch, rng.standard_normal((3, 5, 4) if cfg.get("batch_first") else (5, 3, 4)), np.float64)
+    h0 = _pair(torch, rng.standard_normal((states, 3, 3)), np.float64)   # h has proj_size features
+    c0 = _pair(torch, rng.standard_normal((states, 3, 6)), np.float64)   # c keeps hidden_size
+    _check_parity(torch, torch_module, our_module, [x, ((h0[0], c0[0]), (h0[1], c0[1]))], np.float64, rng)
+
+
+@pytest.mark.parity
 def test_state_dict_keys_match_pytorch_for_deep_bidirectional_lstm():
     torch = pytest.importorskip("torch")
     theirs = torch.nn.LSTM(3, 5, num_layers=3, bidirectional=True, bias=False).state_dict()
@@ -194,16 +208,19 @@ def _scan_cases(rng, L=4, N=3, H=5, dtype=np.float64):
         "rnn-relu": (lambda xw, h0, w, rev: RNNScan.apply(xw, h0, w, "relu", rev),
                      lambda xw, h0, w, rev: rnn_scan_reference(xw, h0, w, "relu", rev),
                      [t(L, N, H), t(N, H), t(H, H)]),
-        "lstm": (lambda xw, h0, c0, w, rev: LSTMScan.apply(xw, h0, c0, w, rev),
-                 lambda xw, h0, c0, w, rev: lstm_scan_reference(xw, h0, c0, w, rev),
+        "lstm": (lambda xw, h0, c0, w, rev: LSTMScan.apply(xw, h0, c0, w, None, rev),
+                 lambda xw, h0, c0, w, rev: lstm_scan_reference(xw, h0, c0, w, None, rev),
                  [t(L, N, 4 * H), t(N, H), t(N, H), t(4 * H, H)]),
+        "lstm-proj": (lambda xw, h0, c0, w, w_hr, rev: LSTMScan.apply(xw, h0, c0, w, w_hr, rev),
+                      lambda xw, h0, c0, w, w_hr, rev: lstm_scan_reference(xw, h0, c0, w, w_hr, rev),
+                      [t(L, N, 4 * H), t(N, 2), t(N, H), t(4 * H, 2), t(2, H)]),
         "gru": (lambda xw, h0, w, b, rev: GRUScan.apply(xw, h0, w, b, rev),
                 lambda xw, h0, w, b, rev: gru_scan_reference(xw, h0, w, b, rev),
                 [t(L, N, 3 * H), t(N, H), t(3 * H, H), t(3 * H)]),
     }
 
 
-@pytest.mark.parametrize("name", ["rnn-tanh", "rnn-relu", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "gru"])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_fused_scan_matches_step_by_step_reference(name, reverse, rng):
     fused, reference, inputs = _scan_cases(rng)[name]
@@ -220,7 +237,7 @@ def test_fused_scan_matches_step_by_step_reference(name, reverse, rng):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-10, atol=1e-12, err_msg=f"input {i}")
 
 
-@pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "gru"])
+@pytest.mark.parametrize("name", ["rnn-tanh", "lstm", "lstm-proj", "gru"])
 def test_fused_scans_pass_gradcheck(name, rng):
     fused, _, inputs = _scan_cases(rng)[name]
     for reverse in (False, True):
@@ -321,5 +338,12 @@ def test_bad_constructor_arguments():
         nn.RNN(4, 6, nonlinearity="sigmoid")
     with pytest.raises(ValueError, match="dropout"):
         nn.LSTM(4, 6, dropout=1.5)
-    with pytest.raises(NotImplementedError, match="proj_size"):
-        nn.LSTM(4, 6, proj_size=3)
+    with pytest.raises(ValueError, match="proj_size has to be smaller than hidden_size"):
+        nn.LSTM(4, 6, proj_size=6)
+    with pytest.raises(ValueError, match="only supported for LSTM"):
+        nn.rnn.RNNBase("GRU", 4, 6, proj_size=3)
+
+
+def test_dropout_with_one_layer_warns():
+    with pytest.warns(UserWarning, match="num_layers greater than 1"):
+        nn.GRU(4, 6, dropout=0.2)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 
 from ..autograd.function import Function
 from ..autograd.grad_mode import _state as _grad_state
@@ -138,13 +139,14 @@ class RNNScan(Function):
 
 class LSTMScan(Function):
     """The LSTM recurrence; gates i, f, g, o. Keeps the activated gates, every cell
-    state and tanh of it for the backward pass."""
+    state and tanh of it for the backward pass. With a projection ``w_hr`` (P, H)
+    (``proj_size``), the hidden state is h_t = (o tanh(c_t)) W_hr^T, of size P."""
 
     @staticmethod
-    def forward(ctx, xw, h0, c0, w_hh, reverse: bool):
+    def forward(ctx, xw, h0, c0, w_hh, w_hr, reverse: bool):
         xp = get_array_module(xw)
         length, batch = xw.shape[:2]
-        hidden = w_hh.shape[1]
+        hidden = w_hh.shape[0] // 4
         # One exp activates all four gates: sigmoid(a) = 1 / (1 + e^-a) for i, f, o and
         # tanh(a) = 2 sigmoid(2a) - 1 for g (exp is about twice as fast as tanh in NumPy).
         scale = xp.full(4 * hidden, -1.0, dtype=xw.dtype)
@@ -152,7 +154,9 @@ class LSTMScan(Function):
         gates = xp.empty_like(xw)                        # activated i, f, g, o of every step
         cells = xp.empty((length, batch, hidden), dtype=xw.dtype)
         tanh_cells = xp.empty_like(cells)
-        out = xp.empty_like(cells)
+        # o tanh(c_t) of every step; the output itself unless there is a projection
+        unprojected = xp.empty_like(cells)
+        out = unprojected if w_hr is None else xp.empty((length, batch, w_hr.shape[0]), dtype=xw.dtype)
         w_hh_t = w_hh.T
         h, c = h0, c0
         with _overflow_to_inf_is_fine(xp):
@@ -168,20 +172,24 @@ class LSTMScan(Function):
                 c = xp.multiply(f, c, out=cells[t])
                 c += i * g                                   # c_t = f c_{t-1} + i g
                 tc = xp.tanh(c, out=tanh_cells[t])
-                h = xp.multiply(o, tc, out=out[t])           # h_t = o tanh(c_t)
+                h = xp.multiply(o, tc, out=unprojected[t])   # h_t = o tanh(c_t)
+                if w_hr is not None:
+                    h = xp.matmul(h, w_hr.T, out=out[t])     # h_t = (o tanh(c_t)) W_hr^T
         ctx.reverse = reverse
-        ctx.save_for_backward(xw, h0, c0, w_hh, out, gates, cells, tanh_cells)
+        ctx.save_for_backward(xw, h0, c0, w_hh, w_hr, out, gates, cells, tanh_cells, unprojected)
         return out, h.copy(), c.copy()
 
     @staticmethod
     def backward(ctx, grad_out, grad_hn, grad_cn):
-        xw, h0, c0, w_hh, out, gates, cells, tanh_cells = ctx.saved_tensors
+        xw, h0, c0, w_hh, w_hr, out, gates, cells, tanh_cells, unprojected = ctx.saved_tensors
         if _grad_state.enabled:
-            return _backward_by_reference(ctx, lambda *a: lstm_scan_reference(*a[:4], ctx.reverse),
-                                          (xw, h0, c0, w_hh, None), (grad_out, grad_hn, grad_cn))
+            return _backward_by_reference(ctx, lambda *a: lstm_scan_reference(*a[:5], ctx.reverse),
+                                          (xw, h0, c0, w_hh, w_hr, None), (grad_out, grad_hn, grad_cn))
         xp = get_array_module(xw.data)
         act, c_all, tc_all, w = gates.data, cells.data, tanh_cells.data, w_hh.data
-        hidden = w.shape[1]
+        hidden = act.shape[-1] // 4
+        w_r = None if w_hr is None else w_hr.data
+        d_projected = None if w_r is None else xp.empty_like(out.data)   # dL/dh_t of every step, for dW_hr
         # Derivatives of the activations, for all steps at once:
         # sigmoid' = y (1 - y) for i, f, o and tanh' = 1 - y^2 for g.
         d_act = act * (1.0 - act)
@@ -196,6 +204,9 @@ class LSTMScan(Function):
         dc = grad_cn.data.copy()
         for t in _time_steps(act.shape[0], not ctx.reverse):
             dh += grad_out.data[t]
+            if w_r is not None:                          # back through h_t = u_t W_hr^T: du_t = dh_t W_hr
+                d_projected[t] = dh
+                dh = dh @ w_r
             dc += dh * o_dtanh[t]
             a, d = act[t], d_gates[t]
             xp.multiply(dc, a[:, 2 * hidden:3 * hidden], out=d[:, :hidden])             # di = dc g
@@ -208,7 +219,8 @@ class LSTMScan(Function):
         need = ctx.needs_input_grad
         d_w = _sum_over_steps_matmul(d_gates, _previous_states(xp, out.data, h0.data, ctx.reverse)) \
             if need[3] else None
-        return d_gates, dh, dc, d_w, None
+        d_w_hr = _sum_over_steps_matmul(d_projected, unprojected.data) if w_r is not None and need[4] else None
+        return d_gates, dh, dc, d_w, d_w_hr, None
 
 
 class GRUScan(Function):
@@ -296,13 +308,15 @@ def rnn_scan_reference(xw, h0, w_hh, nonlinearity: str, reverse: bool):
     return ops.stack(outs), h
 
 
-def lstm_scan_reference(xw, h0, c0, w_hh, reverse: bool):
+def lstm_scan_reference(xw, h0, c0, w_hh, w_hr, reverse: bool):
     outs = [None] * xw.shape[0]
     h, c = h0, c0
     for t in _time_steps(xw.shape[0], reverse):
         i, f, g, o = ops.chunk(xw[t] + h @ w_hh.T, 4, dim=-1)
         c = ops.sigmoid(f) * c + ops.sigmoid(i) * ops.tanh(g)
         h = ops.sigmoid(o) * ops.tanh(c)
+        if w_hr is not None:
+            h = h @ w_hr.T
         outs[t] = h
     return ops.stack(outs), h, c
 
@@ -335,7 +349,7 @@ def _input_projection(x, w_ih, bias):
     return F.linear(x, w_ih, bias)
 
 
-def _run_scan(mode: str, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool):
+def _run_scan(mode: str, x, w_ih, w_hh, b_ih, b_hh, w_hr, h0, c0, reverse: bool):
     """One layer in one direction: returns (output (L, N, H), h_n) or (output, (h_n, c_n))."""
     if mode == "GRU":
         out, h_n = GRUScan.apply(_input_projection(x, w_ih, b_ih), h0, w_hh, b_hh, reverse)
@@ -344,7 +358,7 @@ def _run_scan(mode: str, x, w_ih, w_hh, b_ih, b_hh, h0, c0, reverse: bool):
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
     xw = _input_projection(x, w_ih, bias)
     if mode == "LSTM":
-        out, h_n, c_n = LSTMScan.apply(xw, h0, c0, w_hh, reverse)
+        out, h_n, c_n = LSTMScan.apply(xw, h0, c0, w_hh, w_hr, reverse)
         return out, (h_n, c_n)
     out, h_n = RNNScan.apply(xw, h0, w_hh, "tanh" if mode == "RNN_TANH" else "relu", reverse)
     return out, h_n
@@ -380,8 +394,16 @@ class RNNBase(Module):
         if isinstance(dropout, bool) or not 0 <= dropout <= 1:
             raise ValueError(f"dropout should be a number in range [0, 1] representing the probability of an "
                              f"element being zeroed, got {dropout!r}")
-        if proj_size:
-            raise NotImplementedError(f"{mode}: proj_size > 0 is not supported by tinynn (got {proj_size})")
+        if proj_size < 0:
+            raise ValueError("proj_size should be a positive integer or zero to disable projections")
+        if proj_size and mode != "LSTM":
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size has to be smaller than hidden_size (got proj_size={proj_size}, "
+                             f"hidden_size={hidden_size})")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so non-zero dropout "
+                          f"expects num_layers greater than 1, but got dropout={dropout} and num_layers={num_layers}")
         self.mode = mode
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -395,12 +417,14 @@ class RNNBase(Module):
         num_directions = 2 if bidirectional else 1
         self._flat_weights_names = []
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else hidden_size * num_directions
+            layer_input = input_size if layer == 0 else self._state_size * num_directions
             for direction in range(num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, hidden_size)}
+                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, self._state_size)}
                 if bias:
                     shapes.update(bias_ih=(gate_size,), bias_hh=(gate_size,))
+                if proj_size:
+                    shapes.update(weight_hr=(proj_size, hidden_size))
                 for name, shape in shapes.items():
                     setattr(self, name + suffix, _new_parameter(*shape, device=device, dtype=dtype))
                     self._flat_weights_names.append(name + suffix)
@@ -417,16 +441,23 @@ class RNNBase(Module):
         return 2 if self.bidirectional else 1
 
     @property
+    def _state_size(self) -> int:
+        """The size of h: proj_size when the LSTM projects its hidden state, else hidden_size."""
+        return self.proj_size or self.hidden_size
+
+    @property
     def all_weights(self) -> list:
-        return [[getattr(self, n) for n in self._flat_weights_names[i:i + (4 if self.bias else 2)]]
-                for i in range(0, len(self._flat_weights_names), 4 if self.bias else 2)]
+        per_layer = 2 + 2 * bool(self.bias) + bool(self.proj_size)
+        names = self._flat_weights_names
+        return [[getattr(self, n) for n in names[i:i + per_layer]] for i in range(0, len(names), per_layer)]
 
     def _layer_weights(self, layer: int, direction: int):
+        """(w_ih, w_hh, b_ih, b_hh, w_hr) of one layer and direction; None for those it lacks."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        w_ih, w_hh = getattr(self, "weight_ih" + suffix), getattr(self, "weight_hh" + suffix)
-        if self.bias:
-            return w_ih, w_hh, getattr(self, "bias_ih" + suffix), getattr(self, "bias_hh" + suffix)
-        return w_ih, w_hh, None, None
+
+        def get(name):
+            return getattr(self, name + suffix, None)
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_hr")
 
     def _check_input(self, x) -> None:
         name = type(self).__name__
@@ -450,10 +481,12 @@ class RNNBase(Module):
         """(h0, c0) shaped (num_layers * num_directions, N, H); zeros when hx is None."""
         from ..creation import zeros
         is_lstm = self.mode == "LSTM"
-        expected = (self.num_layers * self.num_directions, batch, self.hidden_size)
+        expected = (self.num_layers * self.num_directions, batch, self._state_size)
+        cell_expected = (self.num_layers * self.num_directions, batch, self.hidden_size)
         if hx is None:
             h0 = zeros(*expected, dtype=like.dtype, device=like.device)
-            return h0, (h0 if is_lstm else None)
+            c0 = zeros(*cell_expected, dtype=like.dtype, device=like.device) if is_lstm else None
+            return h0, c0
         states = list(hx) if is_lstm else [hx]
         if is_lstm and len(states) != 2:
             raise ValueError("LSTM: hx must be a tuple (h_0, c_0)")
@@ -466,8 +499,8 @@ class RNNBase(Module):
                                    f"input, hx should also be {want}-D but got {s.ndim}-D tensor")
         if not batched:
             states = [s.unsqueeze(1) for s in states]
-        for s, what in zip(states, ("hidden", "cell")):
-            self._check_hidden(s, expected, what)
+        for s, what, shape in zip(states, ("hidden", "cell"), (expected, cell_expected)):
+            self._check_hidden(s, shape, what)
         return states[0], (states[1] if is_lstm else None)
 
     def forward(self, input, hx=None):
@@ -519,6 +552,8 @@ class RNNBase(Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
         return s
 
 
@@ -616,7 +651,8 @@ class RNNCellBase(Module):
             h = zeros(input.shape[0], self.hidden_size, dtype=input.dtype, device=input.device)
         if self.mode == "LSTM" and c is None:
             c = zeros(input.shape[0], self.hidden_size, dtype=input.dtype, device=input.device)
-        return _run_scan(self.mode, x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h, c, False)[1]
+        return _run_scan(self.mode, x, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, None, h, c,
+                         False)[1]
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
