@@ -2,9 +2,10 @@
 
 With the fake ``cupy`` of this folder importable, tinynn believes a GPU is there and
 runs its "cuda" code paths on NumPy-backed fake device arrays. The Numba CUDA
-kernels cannot run on them (no GPU, not the simulator), so every cuda kernel is
-bridged to the cpu reference kernel: arrays are copied to the host, computed there,
-and copied back. What remains on the "GPU" is everything else: the tensor, the
+kernels cannot run on them (no GPU, not the simulator): ops that have a ``cupy``
+implementation (made of CuPy calls only) run it on the fake arrays, and the others
+are bridged to the cpu reference kernel: arrays are copied to the host, computed
+there, and copied back. What remains on the "GPU" is everything else: the tensor, the
 autograd engine, the ops, layers, optimizers and checkpoints, which is what this
 run checks for NumPy-only code.
 """
@@ -44,4 +45,8 @@ def pytest_configure(config):
     for (op, device), implementations in list(kernels._registry.items()):
         if device != "cpu" or "reference" not in implementations or op.startswith("optim_"):
             continue
-        kernels.register(op, "host_bridge", device="cuda", priority=1000)(_bridge(implementations["reference"][1]))
+        on_cuda = kernels._registry.get((op, "cuda"), {})
+        if "cupy" in on_cuda:
+            kernels.register(op, "fake_gpu", device="cuda", priority=1000)(on_cuda["cupy"][1])
+        else:
+            kernels.register(op, "fake_gpu", device="cuda", priority=1000)(_bridge(implementations["reference"][1]))

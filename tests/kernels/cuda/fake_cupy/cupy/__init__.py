@@ -17,11 +17,10 @@ copies them to the device). Only the parts of CuPy that tinynn uses exist.
 from __future__ import annotations
 
 import collections
+import importlib as _importlib
 import traceback
 
 import numpy as _np
-
-from . import cuda, random  # noqa: F401
 
 __version__ = "14.0.0-fake"
 
@@ -283,3 +282,10 @@ def get_default_memory_pool():
 
 def get_default_pinned_memory_pool():
     return _MemoryPool()
+
+
+# The submodules use _wrap and ndarray, so they come last; imported by name because
+# ``from . import random`` would find numpy.random through the module __getattr__.
+cuda = _importlib.import_module(__name__ + ".cuda")
+lib = _importlib.import_module(__name__ + ".lib")
+random = _importlib.import_module(__name__ + ".random")
