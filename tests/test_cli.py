@@ -75,3 +75,31 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert done.returncode == 1
     assert done.stderr.strip().startswith("tinynn: error: no checkpoint") and "Traceback" not in done.stderr
+
+
+def test_sigint_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    """Ctrl-C during training: the run stops after the current batch, saves, exits with 130."""
+    import os
+    import signal
+    import time
+
+    from tinynn.train import load_checkpoint
+    run = tmp_path / "run"
+    child = subprocess.Popen([sys.executable, "-m", "tinynn.cli", "train", "--model", "mlp", "--epochs", "1000",
+                              "--out", str(run), *TINY], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             cwd=Path(__file__).resolve().parents[1])
+    try:
+        deadline = time.monotonic() + 120
+        while not (run / "metrics.jsonl").exists() or not (run / "metrics.jsonl").read_text():
+            assert child.poll() is None and time.monotonic() < deadline, child.communicate()
+            time.sleep(0.05)
+        child.send_signal(signal.SIGINT)
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, err
+    assert "Traceback" not in err and "checkpoint saved" in out and "--resume" in out
+    ckpt = load_checkpoint(run)
+    assert ckpt["epoch"] >= 1 and 0 <= ckpt["step"] <= 2
+    assert os.path.exists(run / "checkpoint.ckpt")

