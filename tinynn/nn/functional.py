@@ -485,12 +485,23 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
 # (create_graph=True, double backward), the same formula in tinynn ops with the
 # statistics recomputed from x so that they carry their own gradient.
 # =====================================================================================
+def _sum_of_products(a, b, axes: tuple, keepdims: bool = True):
+    """sum(a * b) over ``axes`` in one pass, without the temporary a * b (einsum)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
+    kept = "".join(letter for i, letter in enumerate(letters) if i not in axes)
+    total = get_array_module(a).einsum(f"{letters},{letters}->{kept}", a, b)
+    if keepdims:
+        total = total.reshape(tuple(1 if i in axes else s for i, s in enumerate(a.shape)))
+    return total
+
+
 def _standardize(x, axes: tuple, eps: float):
     """Forward on arrays: (xhat, mean, var, invstd), statistics kept as size-1 dims."""
     xp = get_array_module(x)
+    count = int(np.prod([x.shape[a] for a in axes]))
     mean = x.mean(axis=axes, keepdims=True)
     xhat = x - mean
-    var = xp.square(xhat).mean(axis=axes, keepdims=True)
+    var = _sum_of_products(xhat, xhat, axes) / count
     invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
     xhat *= invstd
     return xhat, mean, var, invstd
@@ -498,8 +509,9 @@ def _standardize(x, axes: tuple, eps: float):
 
 def _standardize_backward_array(grad_xhat, xhat, invstd, axes: tuple):
     """dx = invstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) on raw arrays, in place where possible."""
+    count = int(np.prod([xhat.shape[a] for a in axes]))
     mean_g = grad_xhat.mean(axis=axes, keepdims=True)
-    mean_gx = (grad_xhat * xhat).mean(axis=axes, keepdims=True)
+    mean_gx = _sum_of_products(grad_xhat, xhat, axes) / count
     grad_x = xhat * -mean_gx
     grad_x += grad_xhat
     grad_x -= mean_g
@@ -555,7 +567,7 @@ class BatchNormTrain(Function):
         g, xhat, axes = grad.data, ctx.xhat, ctx.axes
         count = g.size // g.shape[1]
         sum_g = g.sum(axis=axes, keepdims=True)
-        sum_gx = (g * xhat).sum(axis=axes, keepdims=True)
+        sum_gx = _sum_of_products(g, xhat, axes)
         grad_x = None
         if ctx.needs_input_grad[0]:
             scale = ctx.invstd if weight is None else ctx.invstd * weight.data.reshape(ctx.channel_shape)
@@ -656,7 +668,7 @@ class LayerNormFn(Function):
             grad_xhat = g * weight.data if weight is not None else g
             grad_x = _standardize_backward_array(grad_xhat, xhat, ctx.invstd, ctx.axes)
         if _needs(ctx, 1):
-            grad_w = (g * xhat).sum(axis=lead)
+            grad_w = _sum_of_products(g, xhat, lead, keepdims=False)
         if _needs(ctx, 2):
             grad_b = g.sum(axis=lead)
         return grad_x, grad_w, grad_b, None, None
@@ -717,7 +729,7 @@ class GroupNormFn(Function):
             grad_x = _standardize_backward_array(grad_xhat.reshape(n, ctx.groups, -1),
                                                  xhat.reshape(n, ctx.groups, -1), ctx.invstd, (2,)).reshape(shape)
         if _needs(ctx, 1):
-            grad_w = (g * xhat).sum(axis=channel_axes)
+            grad_w = _sum_of_products(g, xhat, channel_axes, keepdims=False)
         if _needs(ctx, 2):
             grad_b = g.sum(axis=channel_axes)
         return grad_x, grad_w, grad_b, None, None
