@@ -14,9 +14,8 @@ Two implementations are registered:
 
 ``numba`` (priority 10)
     im2col + BLAS: a Numba kernel gathers every receptive field into a column
-    matrix ``cols (C*KH*KW, N*OH*OW)``, one GEMM with the weights does all the
-    arithmetic, and the backward-input pass scatters columns back with a Numba
-    col2im. Measured on the 2-core box (float32, LeNet / ResNet-CIFAR shapes):
+    matrix, BLAS GEMMs with the weights do all the arithmetic, and the
+    backward-input pass scatters columns back with a Numba col2im. Measured on the 2-core box (float32, LeNet / ResNet-CIFAR shapes):
     the serial Numba im2col is 1.6x faster than NumPy strided copies and ~3x
     faster than ``torch.nn.functional.unfold``; a direct Numba convolution was
     1.5-20x slower than im2col + BLAS (KERNELS.md), so the arithmetic always
@@ -123,13 +122,17 @@ def conv2d_backward_weight_reference(grad_y, x, w_shape, stride, padding, dilati
 # --------------------------------------------------------------------------------------
 # numba: im2col + BLAS
 # --------------------------------------------------------------------------------------
-# Layout: ``cols`` is (C*KH*KW, N*OH*OW), rows ordered (c, kh, kw), columns (n, oh, ow).
-# Putting the whole batch in the columns makes every pass ONE large GEMM, which
-# OpenBLAS runs well on 2 threads; one small GEMM per image was up to 2x slower.
-# Forward:         y^T  (O, N*P) = W (O, K) @ cols (K, N*P)
-# Backward input:  dcols (K, N*P) = W^T @ dy^T, then col2im
-# Backward weight: dW  (O, K)   = dy^T (O, N*P) @ cols^T
-# The only extra copies are the (N, O, P) <-> (O, N*P) transposes of y and dy.
+# Two layouts of the column matrix, rows ordered (c, kh, kw), P = OH*OW pixels:
+#   "images" (N, K, P): one GEMM per image, whose result is already in NCHW order;
+#   "rows"   (K, N*P):  one GEMM for the whole batch, but y / dy need an (N, O, P) <-> (O, N*P) transpose.
+# Per pass, the faster layout (measured at the LeNet-5 / ResNet-8 shapes, float32, 1 BLAS thread,
+# CPU time, ms "rows" -> "images"):
+#   forward          y[n]     = W @ cols[n]          images (lenet1 2.90 -> 1.96, res16 4.04 -> 3.92)
+#   backward input   dcols[n] = W^T @ dy[n], col2im  images (lenet1 2.86 -> 1.90, res32 3.39 -> 2.96)
+#   backward weight  dW       = dy^T @ cols^T        rows   (lenet2 2.28 vs 2.91, res64 3.03 vs 3.37):
+#                    contracting over all images and pixels in one GEMM beats N GEMMs + a sum.
+# (Computing dx as a convolution of dy with the flipped kernel, instead of col2im, was slower:
+# res16 6.4 -> 7.0 ms, lenet2 2.8 -> 16 ms.)
 #
 # The kernels are serial on purpose. Numba's parallel (OpenMP) worker threads and
 # OpenBLAS's threads spin while waiting; on 2 cores they steal each other's time
@@ -141,17 +144,17 @@ def conv2d_backward_weight_reference(grad_y, x, w_shape, stride, padding, dilati
 # uint64 indices the copies vectorise (measured 3x faster).
 
 @njit(cache=True, boundscheck=False)
-def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, cols):
-    """cols[(c*KH + kh)*KW + kw, (n*OH + oh)*OW + ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw] (0 outside)."""
+def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_stride, cols):
+    """cols.flat[row * row_stride + n * image_stride + oh*OW + ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
+    (0 outside), with row = (c*KH + kh)*KW + kw. The two strides choose the layout of ``cols``."""
     N, C, H, W = x.shape
     x_flat = x.ravel()
     cols_flat = cols.ravel()
-    P = OH * OW
     for n in range(N):
         for c in range(C):
             for kh in range(KH):
                 for kw in range(KW):
-                    row_start = ((c * KH + kh) * KW + kw) * N * P + n * P
+                    row_start = ((c * KH + kh) * KW + kw) * row_stride + n * image_stride
                     shift_w = kw * dw - pw
                     # output columns whose input column lies inside the image: 0 <= ow*sw + shift_w < W
                     ow_lo = min(OW, max(0, (-shift_w + sw - 1) // sw))
@@ -175,17 +178,16 @@ def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, cols):
 
 
 @njit(cache=True, boundscheck=False)
-def _col2im_kernel(cols, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, x):
+def _col2im_kernel(cols, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_stride, x):
     """The adjoint of im2col: x[n, c, ih, iw] += cols[...] for every (tap, output pixel) reading (ih, iw). x starts zeroed."""
     N, C, H, W = x.shape
     x_flat = x.ravel()
     cols_flat = cols.ravel()
-    P = OH * OW
     for n in range(N):
         for c in range(C):
             for kh in range(KH):
                 for kw in range(KW):
-                    row_start = ((c * KH + kh) * KW + kw) * N * P + n * P
+                    row_start = ((c * KH + kh) * KW + kw) * row_stride + n * image_stride
                     shift_w = kw * dw - pw
                     ow_lo = min(OW, max(0, (-shift_w + sw - 1) // sw))
                     ow_hi = max(ow_lo, min(OW, (W - 1 - shift_w) // sw + 1))
@@ -205,30 +207,46 @@ def _is_pointwise(kernel_size: Pair, stride: Pair, padding: Pair) -> bool:
     return kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0)
 
 
-def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:
-    """Receptive fields as columns: (N, C, H, W) -> (C*KH*KW, N*OH*OW), rows ordered (c, kh, kw)
-    as in ``torch.nn.functional.unfold`` (which is ``cols.reshape(K, N, P).transpose(1, 0, 2)``)."""
-    N, C, H, W = x.shape
-    KH, KW = kernel_size
-    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
-    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
-    if _is_pointwise(kernel_size, stride, padding):
-        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(C, N * H * W)
-    cols = np.empty((C * KH * KW, N * OH * OW), dtype=x.dtype)
-    _im2col_kernel(np.ascontiguousarray(x), KH, KW, *stride, *padding, *dilation, OH, OW, cols)
+def _geometry(x_shape, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair):
+    N, C, H, W = x_shape
+    OH = conv_output_size(H, kernel_size[0], stride[0], padding[0], dilation[0])
+    OW = conv_output_size(W, kernel_size[1], stride[1], padding[1], dilation[1])
+    return N, C * kernel_size[0] * kernel_size[1], OH, OW
+
+
+def _strides(layout: str, N: int, K: int, P: int) -> tuple[int, int]:
+    """(row_stride, image_stride) of a column matrix: "rows" is (K, N*P), "images" is (N, K, P)."""
+    return (N * P, P) if layout == "rows" else (P, K * P)
+
+
+def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
+           layout: str = "rows") -> np.ndarray:
+    """Receptive fields as columns, rows ordered (c, kh, kw) as in ``torch.nn.functional.unfold``:
+    (N, C, H, W) -> (C*KH*KW, N*OH*OW) for layout "rows", (N, C*KH*KW, OH*OW) for "images"."""
+    N, K, OH, OW = _geometry(x.shape, kernel_size, stride, padding, dilation)
+    P = OH * OW
+    if _is_pointwise(kernel_size, stride, padding):  # a 1x1 convolution reads each pixel once
+        if layout == "images":
+            return np.ascontiguousarray(x).reshape(N, K, P)
+        return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(K, N * P)
+    cols = np.empty((K, N * P) if layout == "rows" else (N, K, P), dtype=x.dtype)
+    _im2col_kernel(np.ascontiguousarray(x), *kernel_size, *stride, *padding, *dilation, OH, OW,
+                   *_strides(layout, N, K, P), cols)
     return cols
 
 
-def col2im(cols: np.ndarray, x_shape, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair) -> np.ndarray:
-    """Sum columns back into an image: (C*KH*KW, N*OH*OW) -> (N, C, H, W); the adjoint of ``im2col``."""
-    N, C, H, W = x_shape
-    KH, KW = kernel_size
-    OH = conv_output_size(H, KH, stride[0], padding[0], dilation[0])
-    OW = conv_output_size(W, KW, stride[1], padding[1], dilation[1])
+def col2im(cols: np.ndarray, x_shape, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
+           layout: str = "rows") -> np.ndarray:
+    """Sum columns back into an image of shape ``x_shape``; the adjoint of ``im2col``."""
+    N, K, OH, OW = _geometry(x_shape, kernel_size, stride, padding, dilation)
+    P = OH * OW
     if _is_pointwise(kernel_size, stride, padding):
-        return np.ascontiguousarray(cols.reshape(C, N, H, W).transpose(1, 0, 2, 3))
-    x = np.zeros((N, C, H, W), dtype=cols.dtype)
-    _col2im_kernel(np.ascontiguousarray(cols), KH, KW, *stride, *padding, *dilation, OH, OW, x)
+        if layout == "images":
+            return np.ascontiguousarray(cols).reshape(x_shape)
+        return np.ascontiguousarray(cols.reshape(x_shape[1], N, *x_shape[2:]).transpose(1, 0, 2, 3))
+    x = np.zeros(x_shape, dtype=cols.dtype)
+    _col2im_kernel(np.ascontiguousarray(cols), *kernel_size, *stride, *padding, *dilation, OH, OW,
+                   *_strides(layout, N, K, P), x)
     return x
 
 
@@ -240,29 +258,30 @@ def _batch_to_columns(a: np.ndarray, groups: int) -> np.ndarray:
 
 @register("conv2d_forward", "numba", priority=10)
 def conv2d_forward_numba(x, w, stride, padding, dilation, groups):
-    """y^T = W @ cols, grouped: (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, N*OH*OW)."""
+    """y[n] = W @ cols[n] per image and group: (G, Og, Cg*KH*KW) @ (N, G, Cg*KH*KW, OH*OW)."""
     N = x.shape[0]
     O, Cg, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, w.shape, stride, padding, dilation)
     dtype = _result_dtype(x, w)
     G = groups
-    cols = im2col(x.astype(dtype, copy=False), (KH, KW), stride, padding, dilation)
+    cols = im2col(x.astype(dtype, copy=False), (KH, KW), stride, padding, dilation, layout="images")
     w_groups = w.astype(dtype, copy=False).reshape(G, O // G, Cg * KH * KW)
-    y_rows = np.matmul(w_groups, cols.reshape(G, Cg * KH * KW, N * OH * OW))  # (G, Og, N*P)
-    return np.ascontiguousarray(y_rows.reshape(O, N, OH, OW).transpose(1, 0, 2, 3))
+    y = np.matmul(w_groups, cols.reshape(N, G, Cg * KH * KW, OH * OW))  # (N, G, Og, P): already NCHW
+    return y.reshape(N, O, OH, OW)
 
 
 @register("conv2d_backward_input", "numba", priority=10)
 def conv2d_backward_input_numba(grad_y, w, x_shape, stride, padding, dilation, groups):
-    """dcols = W^T @ dy^T per group, then col2im scatters the columns back into dx."""
+    """dcols[n] = W^T @ dy[n] per image and group, then col2im scatters the columns back into dx."""
+    N = grad_y.shape[0]
     O, Cg, KH, KW = w.shape
     dtype = _result_dtype(grad_y, w)
     G = groups
     w_groups = w.astype(dtype, copy=False).reshape(G, O // G, Cg * KH * KW)
-    gy_rows = _batch_to_columns(grad_y.astype(dtype, copy=False), G)  # (G, Og, N*P)
-    grad_cols = np.matmul(w_groups.transpose(0, 2, 1), gy_rows)  # (G, Cg*KH*KW, N*P)
-    K = G * Cg * KH * KW
-    return col2im(grad_cols.reshape(K, -1), tuple(x_shape), (KH, KW), stride, padding, dilation)
+    gy = np.ascontiguousarray(grad_y, dtype=dtype).reshape(N, G, O // G, -1)
+    grad_cols = np.matmul(w_groups.transpose(0, 2, 1), gy)  # (N, G, Cg*KH*KW, P)
+    return col2im(grad_cols.reshape(N, G * Cg * KH * KW, -1), tuple(x_shape), (KH, KW), stride, padding, dilation,
+                  layout="images")
 
 
 @register("conv2d_backward_weight", "numba", priority=10)
