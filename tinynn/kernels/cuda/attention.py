@@ -3,14 +3,14 @@ composed version built from CuPy GEMMs.
 
 Shapes: q (..., L, E), k (..., S, E), v (..., S, Ev), usually (B, H, L, E); the
 leading dims broadcast. ``mask`` is an ADDITIVE float array broadcastable to
-(..., L, S) (or None); ``dropout_mask`` holds 0 or
-1/(1-p) and multiplies the probabilities (or None). ``is_causal`` lets query i see
-keys j <= i (PyTorch's top-left alignment). With s = scale * q k^T + mask:
+(..., L, S) (or None); ``dropout_mask`` holds 0 or 1/(1-p) and multiplies the
+probabilities (or None). ``is_causal`` lets query i see keys j <= i (PyTorch's
+top-left alignment). ``scale`` None means 1/sqrt(E). With s = scale * q k^T + mask:
 
     P = softmax(s),  out = (P * Z) @ v,  lse = log sum_j exp(s_ij)
 
-Fused forward: one thread block per (batch element or head, tile of query rows), one thread
-per query row. Key/value tiles are loaded into shared memory by all the block's
+Fused forward: one thread block per (batch element or head, tile of query rows),
+one thread per query row. Key/value tiles are loaded into shared memory by all the block's
 threads; each thread keeps a running maximum m, running sum l and accumulator a
 for its row (online softmax) and rescales them by exp(m_old - m_new) when the
 maximum grows, so the (L, S) score matrix is never stored.
