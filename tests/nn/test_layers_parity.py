@@ -130,3 +130,29 @@ def test_layer_matches_torch(case, dtype):
 @pytest.mark.parametrize("case", [c for c in LAYERS if c.name not in NO_GRADCHECK], ids=str)
 def test_layer_gradcheck(case):
     run_gradcheck(case)
+
+
+@pytest.mark.parity
+def test_conv_transpose_output_size_matches_torch():
+    torch = pytest.importorskip("torch")
+    import tinynn as tn
+    import tinynn.nn as nn
+    tc = torch.nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1)
+    conv = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1)
+    conv.load_state_dict({k: v.detach().numpy() for k, v in tc.state_dict().items()})
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    ours, theirs = conv(tn.tensor(x), output_size=(8, 8)), tc(torch.tensor(x), output_size=(8, 8))
+    assert ours.shape == (1, 3, 8, 8)
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="not reachable"):
+        conv(tn.tensor(x), output_size=(12, 12))
+
+
+def test_embedding_from_pretrained_is_frozen_by_default():
+    import tinynn as tn
+    import tinynn.nn as nn
+    table = tn.tensor([[1.0, 2.0], [3.0, 4.0]])
+    emb = nn.Embedding.from_pretrained(table)
+    assert not emb.weight.requires_grad
+    np.testing.assert_array_equal(emb(tn.tensor([1, 0])).numpy(), [[3.0, 4.0], [1.0, 2.0]])
+    assert nn.Embedding.from_pretrained(table, freeze=False).weight.requires_grad
