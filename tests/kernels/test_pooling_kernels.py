@@ -95,6 +95,10 @@ def test_max_pool_propagates_nan_and_keeps_first_of_ties(name):
     x = np.array([[[[1.0, 1.0], [0.0, np.nan]]]])
     y, idx = _run(name, "max_pool2d_forward", x, (2, 2), (2, 2), (0, 0), (1, 1), False)
     assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == 3
+    two_nans = np.array([[[[np.nan, 1.0], [np.nan, 2.0]]]])  # PyTorch returns the last NaN's index
+    for padding in ((0, 0), (1, 1)):  # the dense and the window-list kernels
+        y, idx = _run(name, "max_pool2d_forward", two_nans, (2, 2), (2, 2), padding, (1, 1), False)
+        assert np.isnan(y[0, 0, 0, 0]) and idx[0, 0, 0, 0] == (2 if padding == (0, 0) else 0)
     y, idx = _run(name, "max_pool2d_forward", np.ones((1, 1, 2, 2)), (2, 2), (2, 2), (0, 0), (1, 1), False)
     assert idx[0, 0, 0, 0] == 0  # PyTorch keeps the first maximum
 
