@@ -283,6 +283,28 @@ def test_kernels_run_on_cupys_current_stream(rng):
     np.testing.assert_allclose(result, expected_pooled, **F32)
 
 
+def test_kernels_run_on_cupys_current_device(rng):
+    _skip_on_cpu_dry_run()
+    import cupy
+
+    import tinynn.cuda
+    if tinynn.cuda.device_count() < 2:
+        pytest.skip("needs two GPUs")
+    x = rng.standard_normal((2, 3, 6, 6))
+    w = rng.standard_normal((4, 3, 3, 3))
+    with cupy.cuda.Device(1):
+        y = _cuda_kernel("conv2d_forward")(cupy.asarray(x), cupy.asarray(w), (1, 1), (1, 1), (1, 1), 1)
+        assert y.device.id == 1
+        result = y.get()
+    np.testing.assert_allclose(result, _cpu_reference("conv2d_forward")(x, w, (1, 1), (1, 1), (1, 1), 1), **F64)
+    # and a tensor on cuda:1 runs the whole op there
+    t = tn.tensor(x, device="cuda:1", requires_grad=True)
+    out = tn.nn.functional.max_pool2d(t, 2)
+    assert out.device == tn.device("cuda:1")
+    out.sum().backward()
+    assert t.grad.device == tn.device("cuda:1")
+
+
 # ----------------------------------------------------------------------------- layers
 def _layer_cases():
     import tinynn.nn as nn

@@ -68,24 +68,26 @@ def _kernel_argument(arg):
 _external_streams: dict = {}
 
 
-def _current_stream():
-    """CuPy's current stream, wrapped for Numba (so kernels are ordered with CuPy's work)."""
-    import cupy
-
+def _current_stream(cupy, device_id: int):
+    """CuPy's current stream on ``device_id``, wrapped for Numba (so kernels are ordered with CuPy's work)."""
     pointer = cupy.cuda.get_current_stream().ptr
-    stream = _external_streams.get(pointer)
+    stream = _external_streams.get((device_id, pointer))
     if stream is None:
-        stream = _external_streams[pointer] = numba_cuda().external_stream(pointer)
+        stream = _external_streams[(device_id, pointer)] = numba_cuda().external_stream(pointer)
     return stream
 
 
 def launch(kernel, blocks, threads, *args) -> None:
-    """Launch ``kernel[blocks, threads](*args)`` on CuPy's current stream (or in the simulator)."""
+    """Launch ``kernel[blocks, threads](*args)`` on CuPy's current device and stream (or in the simulator)."""
     args = tuple(_kernel_argument(a) for a in args)
     if is_simulator():
         kernel[blocks, threads](*args)
-    else:
-        kernel[blocks, threads, _current_stream()](*args)
+        return
+    import cupy
+
+    device_id = cupy.cuda.Device().id
+    with numba_cuda().gpus[device_id]:  # Numba's current device follows CuPy's (multi-GPU)
+        kernel[blocks, threads, _current_stream(cupy, device_id)](*args)
 
 
 def launch_elementwise(kernel, count: int, *args) -> None:
