@@ -542,14 +542,14 @@ Both are trained for a few seconds here: the pictures are blurry and rough, but 
 there. Longer training (more steps, the full sample) sharpens them.
 """),
     code(LOAD_FASHION + """
-x_train, _ = as_batch(train_set, 3000)
+x_train, _ = as_batch(train_set, 2000)
 """),
     md("## The VAE"),
     code("""
 vae = models.VAE(in_features=784, hidden=256, latent_dim=8)
 opt = Adam(vae.parameters(), lr=2e-3)
 losses = []
-for epoch in range(3):
+for epoch in range(2):
     order = np.random.default_rng(epoch).permutation(x_train.shape[0])
     for start in range(0, x_train.shape[0], 100):
         xb = x_train[tn.from_numpy(order[start:start + 100])]
@@ -597,8 +597,8 @@ real vs detached fakes, then generator with the non-saturating loss). Images are
 generator = models.DCGANGenerator(latent_dim=16, channels=1, feature_maps=8, image_size=28)
 discriminator = models.DCGANDiscriminator(channels=1, feature_maps=8, image_size=28)
 real = x_train * 2 - 1
-batches = (real[start:start + 64] for start in range(0, 64 * 40, 64))
-history = models.train_dcgan(generator, discriminator, batches, steps=40)
+batches = (real[start:start + 32] for start in range(0, 32 * 30, 32))
+history = models.train_dcgan(generator, discriminator, batches, steps=30)
 fig, axes = plt.subplots(1, 2, figsize=(10, 2.5))
 axes[0].plot(history["d_loss"], label="discriminator"); axes[0].plot(history["g_loss"], label="generator")
 axes[0].legend(); axes[0].set_xlabel("step")
@@ -606,7 +606,7 @@ generator.eval()
 with tn.no_grad():
     fakes = generator(tn.randn(8, 16)).numpy()[:, 0]
 axes[1].imshow(np.concatenate(list(fakes), axis=1), cmap="gray"); axes[1].axis("off")
-axes[1].set_title("samples after 40 steps (rough, as expected)");
+axes[1].set_title("samples after 30 steps (rough, as expected)");
 """),
     md("""
 **Try:** more steps and `feature_maps=32` for the GAN; `latent_dim=2` for the VAE, then plot
