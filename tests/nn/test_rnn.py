@@ -347,3 +347,28 @@ def test_bad_constructor_arguments():
 def test_dropout_with_one_layer_warns():
     with pytest.warns(UserWarning, match="num_layers greater than 1"):
         nn.GRU(4, 6, dropout=0.2)
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_inference_under_no_grad_records_nothing(name, rng):
+    layer = getattr(nn, name)(3, 4, num_layers=2, bidirectional=True)
+    x = tn.tensor(rng.standard_normal((5, 2, 3)).astype(np.float32))
+    expected = layer(x)[0].numpy()
+    with tn.no_grad():
+        out = layer(x)[0]
+    assert out.grad_fn is None and not out.requires_grad
+    np.testing.assert_array_equal(out.numpy(), expected)
+
+
+@pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
+def test_frozen_weights_still_give_input_gradients(name, rng):
+    layer = getattr(nn, name)(3, 4, dtype=tn.float64)
+    x = tn.tensor(rng.standard_normal((5, 2, 3)), requires_grad=True)
+    layer(x)[0].sum().backward()
+    expected = x.grad.numpy().copy()
+    layer.zero_grad()
+    layer.requires_grad_(False)
+    x.grad = None
+    layer(x)[0].sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
+    assert all(p.grad is None for p in layer.parameters())
