@@ -241,3 +241,18 @@ def test_reexported_kernel_ops_exist():
                  "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_max_pool2d",
                  "scaled_dot_product_attention", "unfold", "fold", "pad"]:
         assert callable(getattr(F, name)), name
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("name", ["relu6", "hardtanh", "hardsigmoid", "hardswish", "relu", "leaky_relu", "elu"])
+def test_piecewise_activations_match_torch_at_the_kinks(name):
+    """Exactly at the breakpoints PyTorch picks one side's derivative; so must we."""
+    torch = pytest.importorskip("torch")
+    x = np.array([-4.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0, 7.0])
+    ours, theirs = tn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    getattr(F, name)(ours).sum().backward()
+    getattr(torch.nn.functional, name)(theirs).sum().backward()
+    np.testing.assert_allclose(getattr(F, name)(ours).detach().numpy(),
+                               getattr(torch.nn.functional, name)(theirs).detach().numpy(), rtol=1e-12)
+    # rtol 1e-7: PyTorch's float64 hardsigmoid backward multiplies by a float32 1/6.
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-7)

@@ -124,11 +124,11 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def hardtanh(input: Tensor, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False) -> Tensor:
-    return ops.clamp(input, min_val, max_val)
+    return Hardtanh.apply(input, float(min_val), float(max_val))
 
 
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
-    return ops.clamp(input, 0.0, 6.0)
+    return Hardtanh.apply(input, 0.0, 6.0)
 
 
 def sigmoid(input: Tensor) -> Tensor:
@@ -229,6 +229,16 @@ class LeakyRelu(_Pointwise):
     @staticmethod
     def derivative(x, m, slope):  # 1 for x > 0, slope otherwise
         return m.where(x > 0, 1.0, slope)
+
+
+class Hardtanh(_Pointwise):
+    @staticmethod
+    def value(x, low, high):
+        return get_array_module(x).clip(x, low, high)
+
+    @staticmethod
+    def derivative(x, m, low, high):  # 1 strictly inside (low, high), 0 outside and at the ends (as PyTorch)
+        return m.where((x > low) & (x < high), 1.0, 0.0)
 
 
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
@@ -366,11 +376,22 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
-    return ops.clamp(input / 6.0 + 0.5, 0.0, 1.0)
+    """clamp(x / 6 + 1/2, 0, 1): hardtanh of x on [-3, 3], rescaled."""
+    return Hardtanh.apply(input, -3.0, 3.0) / 6.0 + 0.5
+
+
+class Hardswish(_Pointwise):
+    @staticmethod
+    def value(x):  # x * relu6(x + 3) / 6
+        return x * get_array_module(x).clip(x + 3.0, 0.0, 6.0) / 6.0
+
+    @staticmethod
+    def derivative(x, m):  # 0 for x <= -3, 1 for x >= 3, (2x + 3) / 6 between (PyTorch's values at the ends)
+        return m.where(x <= -3.0, 0.0, m.where(x >= 3.0, 1.0, x * (1.0 / 3.0) + 0.5))
 
 
 def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
-    return input * ops.clamp(input + 3.0, 0.0, 6.0) / 6.0
+    return Hardswish.apply(input)
 
 
 def logsigmoid(input: Tensor) -> Tensor:
