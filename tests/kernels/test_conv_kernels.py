@@ -136,3 +136,18 @@ def test_mixed_dtypes_promote():
     w = np.ones((1, 1, 2, 2), np.float64)
     y = kernels.get("conv2d_forward")(x, w, (1, 1), (0, 0), (1, 1), 1)
     assert y.dtype == np.float64 and np.all(y == 4)
+
+
+SPLIT = [GEOMETRIES[0], GEOMETRIES[3], GEOMETRIES[5]]
+
+
+@pytest.mark.parametrize("geometry", SPLIT, ids=_ids(SPLIT))
+def test_batch_split_over_threads_matches_reference(geometry, monkeypatch):
+    """im2col / col2im hand chunks of the batch to worker threads above a size threshold;
+    force the split at test sizes (3 threads for 2-3 images: uneven chunks)."""
+    monkeypatch.setattr(conv_kernels, "MIN_PARALLEL_ELEMENTS", 0)
+    monkeypatch.setattr(conv_kernels, "_threads", lambda: 3)
+    geometry = (3, *geometry[1:])
+    x, w, grad_y, args = _operands(geometry, np.float64, True)
+    for a, e in zip(_all_passes("numba", x, w, grad_y, args), _all_passes("reference", x, w, grad_y, args)):
+        np.testing.assert_allclose(a, e, rtol=1e-11, atol=1e-11)

@@ -23,8 +23,12 @@ Two implementations are registered:
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
 import numpy as np
-from numba import njit, prange, uint64
+from numba import njit, uint64
 
 from tinynn.backend.kernels import register
 
@@ -143,14 +147,15 @@ def conv2d_backward_weight_reference(grad_y, x, w_shape, stride, padding, dilati
 # index for negative wrap-around, which stops LLVM from vectorising the copy. With
 # uint64 indices the copies vectorise (measured 3x faster).
 
-@njit(cache=True, boundscheck=False)
-def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_stride, cols):
+@njit(cache=True, boundscheck=False, nogil=True)
+def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_stride, cols, n_begin, n_end):
     """cols.flat[row * row_stride + n * image_stride + oh*OW + ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
-    (0 outside), with row = (c*KH + kh)*KW + kw. The two strides choose the layout of ``cols``."""
+    (0 outside), with row = (c*KH + kh)*KW + kw, for images n_begin <= n < n_end.
+    The two strides choose the layout of ``cols``."""
     N, C, H, W = x.shape
     x_flat = x.ravel()
     cols_flat = cols.ravel()
-    for n in range(N):
+    for n in range(n_begin, n_end):
         for c in range(C):
             for kh in range(KH):
                 for kw in range(KW):
@@ -177,13 +182,14 @@ def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_
                             cols_flat[dst + i] = x_flat[src + i * step]
 
 
-@njit(cache=True, boundscheck=False)
-def _col2im_kernel(cols, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_stride, x):
-    """The adjoint of im2col: x[n, c, ih, iw] += cols[...] for every (tap, output pixel) reading (ih, iw). x starts zeroed."""
+@njit(cache=True, boundscheck=False, nogil=True)
+def _col2im_kernel(cols, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_stride, x, n_begin, n_end):
+    """The adjoint of im2col: x[n, c, ih, iw] += cols[...] for every (tap, output pixel) reading (ih, iw),
+    for images n_begin <= n < n_end. x starts zeroed."""
     N, C, H, W = x.shape
     x_flat = x.ravel()
     cols_flat = cols.ravel()
-    for n in range(N):
+    for n in range(n_begin, n_end):
         for c in range(C):
             for kh in range(KH):
                 for kw in range(KW):
@@ -205,6 +211,34 @@ def _col2im_kernel(cols, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, ima
 def _is_pointwise(kernel_size: Pair, stride: Pair, padding: Pair) -> bool:
     """A 1x1, stride-1, unpadded convolution reads each pixel once: no gathering needed."""
     return kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0)
+
+
+# im2col / col2im split the batch between threads: the kernels release the GIL (nogil) and each
+# thread writes its own images, so no locks. Plain Python threads block while idle instead of
+# spinning, so they do not fight OpenBLAS's threads the way Numba's OpenMP pool did (see above).
+# Below MIN_PARALLEL_ELEMENTS columns the thread hand-off costs more than it saves.
+MIN_PARALLEL_ELEMENTS = 1 << 18
+_pool: ThreadPoolExecutor | None = None
+
+
+def _threads() -> int:
+    return max(1, min(os.cpu_count() or 1, int(os.environ.get("NUMBA_NUM_THREADS", 0) or numba.config.NUMBA_NUM_THREADS)))
+
+
+def _over_images(kernel, N: int, elements_per_image: int, *args) -> None:
+    """Run ``kernel(*args, n_begin, n_end)`` over images [0, N), split into contiguous chunks per thread."""
+    threads = min(_threads(), N)
+    if threads < 2 or N * elements_per_image < MIN_PARALLEL_ELEMENTS:
+        kernel(*args, 0, N)
+        return
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tinynn-im2col")
+    bounds = [N * i // threads for i in range(threads + 1)]
+    futures = [_pool.submit(kernel, *args, bounds[i], bounds[i + 1]) for i in range(1, threads)]
+    kernel(*args, bounds[0], bounds[1])  # the calling thread takes the first chunk
+    for future in futures:
+        future.result()
 
 
 def _geometry(x_shape, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair):
@@ -230,8 +264,8 @@ def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, dilati
             return np.ascontiguousarray(x).reshape(N, K, P)
         return np.ascontiguousarray(x.transpose(1, 0, 2, 3)).reshape(K, N * P)
     cols = np.empty((K, N * P) if layout == "rows" else (N, K, P), dtype=x.dtype)
-    _im2col_kernel(np.ascontiguousarray(x), *kernel_size, *stride, *padding, *dilation, OH, OW,
-                   *_strides(layout, N, K, P), cols)
+    _over_images(_im2col_kernel, N, K * P, np.ascontiguousarray(x), *kernel_size, *stride, *padding, *dilation,
+                 OH, OW, *_strides(layout, N, K, P), cols)
     return cols
 
 
@@ -245,8 +279,8 @@ def col2im(cols: np.ndarray, x_shape, kernel_size: Pair, stride: Pair, padding: 
             return np.ascontiguousarray(cols).reshape(x_shape)
         return np.ascontiguousarray(cols.reshape(x_shape[1], N, *x_shape[2:]).transpose(1, 0, 2, 3))
     x = np.zeros(x_shape, dtype=cols.dtype)
-    _col2im_kernel(np.ascontiguousarray(cols), *kernel_size, *stride, *padding, *dilation, OH, OW,
-                   *_strides(layout, N, K, P), x)
+    _over_images(_col2im_kernel, N, K * P, np.ascontiguousarray(cols), *kernel_size, *stride, *padding, *dilation,
+                 OH, OW, *_strides(layout, N, K, P), x)
     return x
 
 
