@@ -7,7 +7,7 @@ import pytest
 
 import tinynn as tn
 import tinynn.nn as nn
-from tinynn.autograd import gradcheck
+from tinynn.autograd import gradcheck, gradgradcheck
 
 TOL = {np.float64: dict(rtol=1e-6, atol=1e-9), np.float32: dict(rtol=1e-4, atol=1e-5)}
 E, HEADS, L, S, N = 8, 2, 5, 7, 3
@@ -133,6 +133,16 @@ def test_multihead_attention_passes_gradcheck(need_weights, rng):
     v = tn.tensor(rng.standard_normal((4, 2, 4)), requires_grad=True)
     mask = tn.tensor(rng.standard_normal((3, 4)))
     assert gradcheck(lambda q, k, v: mha(q, k, v, attn_mask=mask, need_weights=need_weights)[0], [q, k, v])
+
+
+def test_self_attention_packed_projection_passes_gradcheck_and_gradgradcheck(rng):
+    """query is key is value takes the one-matmul path (UnbindQKV); check it to second order."""
+    mha = nn.MultiheadAttention(4, 2, dtype=tn.float64)
+    with tn.no_grad():
+        mha.in_proj_bias.copy_(rng.standard_normal(12))
+    x = tn.tensor(rng.standard_normal((3, 1, 4)), requires_grad=True)
+    assert gradcheck(lambda x: mha(x, x, x, need_weights=False)[0], [x])
+    assert gradgradcheck(lambda x: mha(x, x, x, need_weights=False)[0], [x])
 
 
 def test_initialisation():

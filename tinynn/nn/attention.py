@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import ops
 from ..ops.attention import scaled_dot_product_attention
+from ..autograd.function import Function
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -35,6 +36,20 @@ __all__ = ["MultiheadAttention", "NonDynamicallyQuantizableLinear"]
 
 class NonDynamicallyQuantizableLinear(Linear):
     """PyTorch's name for the output projection's class (a plain ``Linear``)."""
+
+
+class UnbindQKV(Function):
+    """(3, ...) -> its three slices q, k, v, as one op: the backward stacks the three
+    gradients in one copy (``qkv[0]``, ``qkv[1]``, ``qkv[2]`` would each scatter into a
+    zero-filled (3, ...) array, and the engine would then add the three)."""
+
+    @staticmethod
+    def forward(ctx, qkv):
+        return qkv[0], qkv[1], qkv[2]
+
+    @staticmethod
+    def backward(ctx, grad_q, grad_k, grad_v):  # d qkv = stack(dq, dk, dv)
+        return ops.stack([grad_q, grad_k, grad_v])
 
 
 def _new_parameter(*shape, device=None, dtype=None) -> Parameter:
@@ -180,7 +195,7 @@ class MultiheadAttention(Module):
             # One matmul for q, k and v: (.., 3E) -> (.., 3, h, d) -> (3, N, h, seq, d)
             qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)
             qkv = qkv.reshape(*qkv.shape[:2], 3, h, d).permute(2, *(i if i < 2 else i + 1 for i in to_heads))
-            return qkv[0], qkv[1], qkv[2]
+            return UnbindQKV.apply(qkv)
         weights = (self.in_proj_weight[:E], self.in_proj_weight[E:2 * E], self.in_proj_weight[2 * E:]) \
             if self._qkv_same_embed_dim else (self.q_proj_weight, self.k_proj_weight, self.v_proj_weight)
         b = self.in_proj_bias
