@@ -94,10 +94,7 @@ LOSSES = [
     Case("GaussianNLLLoss", lambda nn: nn.GaussianNLLLoss(), [randn(3, 4), randn(3, 4), uniform(3, 4, low=0.5, high=2.0)]),
 ]
 
-# Losses with kinks (|d|, max(0, .)) that finite differences may straddle; their gradients are still
-# compared with PyTorch's above.
-NO_GRADCHECK = {"L1Loss", "SmoothL1Loss", "HuberLoss", "MarginRankingLoss", "HingeEmbeddingLoss",
-                "TripletMarginLoss-swap-p1"}
+NO_GRADCHECK: set = set()
 
 
 @pytest.mark.parity
