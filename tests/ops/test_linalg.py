@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import tinynn as tn
 from tests.ops.harness import OpCase, cases, op_tests, torch_module
@@ -87,3 +90,41 @@ def test_einsum_trace_gradient_is_the_identity():
     assert trace.item() == 12.0
     trace.backward()
     np.testing.assert_array_equal(x.grad.numpy(), np.eye(3))
+
+
+# --- property: matmul over random batch shapes that broadcast ---------------------------------
+
+
+@st.composite
+def matmul_operands(draw):
+    n, k, m = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=3, max_side=3))
+    a_shape = batch.input_shapes[0] + (n, k) if draw(st.booleans()) else (k,)
+    b_shape = batch.input_shapes[1] + (k, m) if draw(st.booleans()) else (k,)
+    elements = st.floats(-2, 2)
+    return (draw(hnp.arrays(np.float64, a_shape, elements=elements)),
+            draw(hnp.arrays(np.float64, b_shape, elements=elements)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(operands=matmul_operands())
+def test_matmul_matches_numpy_on_random_shapes(operands):
+    a, b = operands
+    x, y = tn.tensor(a, requires_grad=True), tn.tensor(b, requires_grad=True)
+    out = x @ y
+    np.testing.assert_allclose(out.numpy(), np.matmul(a, b), rtol=1e-12, atol=1e-12)
+    out.sum().backward()
+    # d sum(A @ B) = ones @ B^T for A and A^T @ ones for B, summed over broadcast batch dims
+    # (1-d operands are promoted to a row / a column first, as matmul does).
+    a2, b2 = (a[None, :] if a.ndim == 1 else a), (b[:, None] if b.ndim == 1 else b)
+    ones = np.ones(np.matmul(a2, b2).shape)
+    grad_a = _np_sum_to(ones @ np.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+    grad_b = _np_sum_to(np.swapaxes(a2, -1, -2) @ ones, b2.shape).reshape(b.shape)
+    np.testing.assert_allclose(x.grad.numpy(), grad_a, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(y.grad.numpy(), grad_b, rtol=1e-12, atol=1e-12)
+
+
+def _np_sum_to(g, shape):
+    """Sum a broadcast array back to ``shape`` (NumPy, for the reference)."""
+    g = g.sum(axis=tuple(range(g.ndim - len(shape))))
+    return g.sum(axis=tuple(i for i, s in enumerate(shape) if s == 1 and g.shape[i] != 1), keepdims=True)
