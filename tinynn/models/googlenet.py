@@ -9,7 +9,8 @@ auxiliary classifiers (``aux_logits=False``, the default here).
 With ``aux_logits=True`` a training-mode forward returns ``GoogLeNetOutputs(logits, aux_logits2,
 aux_logits1)``, as torchvision does; ``googlenet_loss`` weighs them 1, 0.3, 0.3.
 
-``small_input=True``: stride-1 3×3 stem without the first two max-pools (28×28 / 32×32).
+``small_input=True``: a stride-1 3×3 stem and no first max-pool, for 28×28 / 32×32 images (the
+Inception stages then run at 1/2, 1/4 and 1/8 of the input size).
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ class GoogLeNet(nn.Module):
             self.maxpool1 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
         self.conv2 = BasicConv2d(64, 64, kernel_size=1)
         self.conv3 = BasicConv2d(64, 192, kernel_size=3, padding=1)
-        self.maxpool2 = nn.Identity() if small_input else nn.MaxPool2d(3, stride=2, ceil_mode=True)
+        self.maxpool2 = nn.MaxPool2d(3, stride=2, ceil_mode=True)
 
         self.inception3a = Inception(192, 64, 96, 128, 16, 32, 32)
         self.inception3b = Inception(256, 128, 128, 192, 32, 96, 64)
