@@ -74,6 +74,21 @@ def _logsumexp(scores: np.ndarray) -> np.ndarray:
         return (np.log(np.sum(np.exp(scores - peak), axis=-1, keepdims=True)) + peak)[..., 0]
 
 
+def _softmax_in_place(scores: np.ndarray):
+    """Overwrite scores with softmax(scores) along the last axis, with one exp pass; return
+    (probs, lse). Fully masked rows (all -inf) become zeros with lse = -inf."""
+    peak = np.max(scores, axis=-1, keepdims=True)
+    peak[np.isneginf(peak)] = 0
+    scores -= peak
+    probs = np.exp(scores, out=scores)
+    total = np.sum(probs, axis=-1, keepdims=True)
+    with np.errstate(divide="ignore"):
+        lse = (np.log(total) + peak)[..., 0]
+    total[total == 0] = 1
+    probs /= total
+    return probs, lse
+
+
 def _batch_shape(q, k, v, mask, dropout_mask):
     shapes = [q.shape[:-2], k.shape[:-2], v.shape[:-2]]
     shapes += [m.shape[:-2] for m in (mask, dropout_mask) if m is not None and m.ndim > 2]
@@ -144,9 +159,7 @@ def attention_forward_blocked(q, k, v, mask, is_causal, scale, dropout_mask):
     for start in range(0, L, step):
         stop = min(L, start + step)
         scores = _masked_scores(q[..., start:stop, :], k, _rows(mask, start, stop), is_causal, scale, start)
-        block_lse = _logsumexp(scores)
-        scores -= _safe_lse(block_lse)[..., None]
-        probs = np.exp(scores, out=scores)
+        probs, block_lse = _softmax_in_place(scores)
         if dropout_mask is not None:
             probs = _combine(probs, _rows(dropout_mask, start, stop), np.multiply)
         out[..., start:stop, :] = np.matmul(probs, v)
@@ -179,7 +192,8 @@ def attention_backward_blocked(grad_out, q, k, v, out, lse, mask, is_causal, sca
             grad_scores = _combine(grad_scores, drop, np.multiply)
         grad_scores = _combine(grad_scores, delta[..., rows, :], np.subtract)
         grad_scores = _combine(grad_scores, probs, np.multiply)  # dS = P * (dP - delta)
-        grad_scores *= scale
         grad_q[..., rows, :] = np.matmul(grad_scores, k)
         grad_k += np.matmul(_swap(grad_scores), q_block)
+    grad_q *= scale  # dq = dS @ k * scale, dk = dS^T @ q * scale: scaling the (L, E) results is cheaper than dS
+    grad_k *= scale
     return _reduce_to(grad_q, q.shape), _reduce_to(grad_k, k.shape), _reduce_to(grad_v, v.shape)
