@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.nn.harness import Case, integers, randn, run_gradcheck, run_parity, uniform
+from tests.nn.harness import Case, integers, randn, run_gradcheck, run_parity
 
 LAYERS = [
     Case("Identity", lambda nn: nn.Identity(), [randn(2, 3)]),

@@ -19,7 +19,8 @@ def test_conv2d_wrong_channel_count():
 
 
 def test_conv2d_wrong_rank():
-    with pytest.raises(ValueError, match=r"Conv2d\(3, 8, kernel_size=\(3, 3\)\): expected a 3-d .* got input of shape \(8, 8\)"):
+    message = r"Conv2d\(3, 8, kernel_size=\(3, 3\)\): expected a 3-d .* got input of shape \(8, 8\)"
+    with pytest.raises(ValueError, match=message):
         nn.Conv2d(3, 8, 3)(tn.randn(8, 8))
 
 

@@ -22,42 +22,14 @@ from ..autograd.grad_mode import is_grad_enabled, no_grad
 from ..backend.device import get_array_module
 from ..backend.random import default_generator
 from ..tensor import Tensor
-from ..ops import pad  # noqa: F401  (F.pad)
+from ..ops import pad  # noqa: F401  (F.pad is the core op)
 from ..ops import softmax as _softmax_op, log_softmax as _log_softmax_op
 
-# --- re-exports of the kernel-backed ops (written in tinynn/ops by their owners) ------
-try:
-    from ..ops.conv import conv1d, conv2d, conv_transpose2d  # noqa: F401
-except ImportError:  # pragma: no cover - lands separately
-    pass
-try:
-    from ..ops.conv import conv_transpose1d  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from ..ops.conv import fold, unfold  # noqa: F401
-except ImportError:  # pragma: no cover
-    try:
-        from ..ops.unfold import fold, unfold  # noqa: F401
-    except ImportError:
-        pass
-try:
-    from ..ops.pooling import (adaptive_avg_pool2d, adaptive_max_pool2d, avg_pool2d,  # noqa: F401
-                               max_pool2d)
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from ..ops.pooling import adaptive_avg_pool1d, avg_pool1d, max_pool1d  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from ..ops.pooling import adaptive_max_pool1d  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from ..ops.attention import scaled_dot_product_attention  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
+# Re-exports: the kernel-backed ops live in tinynn/ops (PyTorch's F.* signatures).
+from ..ops.attention import scaled_dot_product_attention  # noqa: F401,E402
+from ..ops.conv import conv1d, conv2d, conv_transpose1d, conv_transpose2d, fold, unfold  # noqa: F401,E402
+from ..ops.pooling import (adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool1d,  # noqa: F401,E402
+                           adaptive_max_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d)
 
 
 def _shape(t) -> tuple:
