@@ -400,7 +400,6 @@ introduced, and the reusable *patterns* (ensembles, early exit, multi-task) and 
 tools (int8 quantization, distillation).
 """),
     code("""
-import time
 import numpy as np
 import matplotlib.pyplot as plt
 import tinynn as tn
@@ -433,11 +432,9 @@ zoo = {
 x = tn.randn(2, 1, 28, 28)
 for name, model in zoo.items():
     model.eval()
-    start = time.perf_counter()
     with tn.no_grad():
         out = model(x)
-    print(f"{name:34s} {models.count_parameters(model):>11,d} params  output {tuple(out.shape)}"
-          f"  forward {1e3 * (time.perf_counter() - start):6.0f} ms")
+    print(f"{name:34s} {models.count_parameters(model):>11,d} parameters, output {tuple(out.shape)}")
 """),
     md("""
 ## torchvision keys
