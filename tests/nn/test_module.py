@@ -82,6 +82,9 @@ def test_shared_parameters_reported_once():
     tied.b.weight = tied.a.weight
     assert len(list(tied.parameters())) == 3
     assert list(tied.state_dict()) == ["a.weight", "a.bias", "b.weight", "b.bias"]  # state_dict keeps both names
+    assert list(m.state_dict()) == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    result = m.load_state_dict(m.state_dict())  # every name of a shared module is expected
+    assert result.missing_keys == [] and result.unexpected_keys == []
 
 
 def test_reassigning_and_deleting_attributes():

@@ -405,7 +405,7 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict).__name__}")
         missing, errors = [], []
         expected = set()
-        for module_prefix, module in self.named_modules():
+        for module_prefix, module in self.named_modules(remove_duplicate=False):  # shared modules: every name
             prefix = module_prefix + "." if module_prefix else ""
             for name, target in module._local_state().items():
                 key = prefix + name
