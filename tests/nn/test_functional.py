@@ -256,3 +256,18 @@ def test_piecewise_activations_match_torch_at_the_kinks(name):
                                getattr(torch.nn.functional, name)(theirs).detach().numpy(), rtol=1e-12)
     # rtol 1e-7: PyTorch's float64 hardsigmoid backward multiplies by a float32 1/6.
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-7)
+
+
+@pytest.mark.parity
+@pytest.mark.parametrize("name", ["normalize", "cosine_similarity"])
+def test_zero_vectors_give_torch_gradients_not_nan(name):
+    torch = pytest.importorskip("torch")
+    x, xt = tn.zeros(2, 3, requires_grad=True), torch.zeros(2, 3, requires_grad=True)
+    if name == "normalize":
+        F.normalize(x).sum().backward()
+        torch.nn.functional.normalize(xt).sum().backward()
+    else:
+        F.cosine_similarity(x, x + 1.0).sum().backward()
+        torch.nn.functional.cosine_similarity(xt, xt + 1.0).sum().backward()
+    assert np.all(np.isfinite(x.grad.numpy()))
+    np.testing.assert_allclose(x.grad.numpy(), xt.grad.numpy(), rtol=1e-6)

@@ -768,10 +768,19 @@ def local_response_norm(input: Tensor, size: int, alpha: float = 1e-4, beta: flo
     return input / ((window_sum * (alpha / size) + k) ** beta)
 
 
+def _vector_norm(input: Tensor, p: float, dim: int, keepdim: bool = False) -> Tensor:
+    """The p-norm along ``dim`` whose gradient at a zero vector is 0 (PyTorch's subgradient),
+    not the NaN that d sqrt(s) / ds = inf times 0 would give."""
+    if p != 2:
+        return ops.norm(input, p, dim, keepdim=keepdim)
+    squares = (input * input).sum(dim, keepdim=keepdim)
+    nonzero = squares != 0
+    return ops.sqrt(ops.where(nonzero, squares, 1.0)) * nonzero
+
+
 def normalize(input: Tensor, p: float = 2.0, dim: int = 1, eps: float = 1e-12) -> Tensor:
     """x / max(||x||_p, eps) along ``dim``."""
-    norm = ops.norm(input, p, dim, keepdim=True)
-    return input / ops.clamp(norm, min=eps)
+    return input / ops.clamp(_vector_norm(input, p, dim, keepdim=True), min=eps)
 
 
 # =====================================================================================
@@ -837,15 +846,15 @@ def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
 
 def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -> Tensor:
     """sum(x1/max(||x1||, eps) * x2/max(||x2||, eps)) along ``dim``."""
-    n1 = ops.clamp(ops.norm(x1, 2, dim, keepdim=True), min=eps)
-    n2 = ops.clamp(ops.norm(x2, 2, dim, keepdim=True), min=eps)
+    n1 = ops.clamp(_vector_norm(x1, 2, dim, keepdim=True), min=eps)
+    n2 = ops.clamp(_vector_norm(x2, 2, dim, keepdim=True), min=eps)
     return ((x1 / n1) * (x2 / n2)).sum(dim)
 
 
 def pairwise_distance(x1: Tensor, x2: Tensor, p: float = 2.0, eps: float = 1e-6, keepdim: bool = False) -> Tensor:
     """||x1 - x2 + eps||_p along the last dim."""
     ndim = max(x1.ndim, x2.ndim)
-    return ops.norm(x1 - x2 + eps, p, ndim - 1 if ndim else None, keepdim=keepdim)
+    return _vector_norm(x1 - x2 + eps, p, ndim - 1 if ndim else None, keepdim=keepdim)
 
 
 # =====================================================================================
