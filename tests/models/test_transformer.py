@@ -306,3 +306,27 @@ def test_seq2seq_learns_to_reverse_sequences():
     decoded = model.greedy_decode(tn.from_numpy(src), max_len=length + 1).numpy()
     accuracy = (decoded[:, :length] == tgt_out[:, :length]).mean()
     assert accuracy >= 0.95, f"token accuracy {accuracy:.3f} after 600 steps (last loss {loss.item():.3f})"
+
+
+# --- gradients of the attention variants against finite differences (float64) -----------------------
+@pytest.mark.parametrize("kind", ["plain", "rope", "alibi"])
+def test_attention_variants_pass_gradcheck(kind):
+    rotary = models.RotaryEmbedding(4, max_len=8) if kind == "rope" else None
+    attention = models.MultiheadAttention(8, 2, rotary=rotary, alibi=kind == "alibi").double()
+    if rotary is not None:
+        rotary.double()
+    x = tn.randn(2, 3, 8, dtype=tn.float64, requires_grad=True)
+    pad = tn.tensor([[False, False, True], [False, False, False]])
+    mask = models.generate_square_subsequent_mask(3)
+
+    def fn(inputs):
+        return attention(inputs, inputs, inputs, attn_mask=mask, key_padding_mask=pad)[0]
+    assert tn.autograd.gradcheck(fn, (x,))
+
+
+def test_rmsnorm_passes_gradcheck_and_normalises():
+    norm = models.RMSNorm(6).double()
+    x = tn.randn(3, 6, dtype=tn.float64, requires_grad=True)
+    assert tn.autograd.gradcheck(norm, (x,))
+    y = norm(x).detach().numpy()
+    np.testing.assert_allclose((y ** 2).mean(-1), 1.0, rtol=1e-4)
