@@ -32,13 +32,9 @@ def loss_after_steps(model, inputs, loss_fn, steps: int = 1, lr: float = 0.05, o
 
 def assert_state_dict_round_trip(model, fresh_model, tmp_path):
     """Save ``model``'s state_dict with tn.save, load it into ``fresh_model``: every entry is equal."""
-    from tinynn import serialization  # tn.save / tn.load (used directly while tinynn/__init__ lacks them)
-
     path = tmp_path / "model.npz"
-    save = getattr(tn, "save", serialization.save)
-    load = getattr(tn, "load", serialization.load)
-    save(model.state_dict(), str(path))
-    loaded = load(str(path))
+    tn.save(model.state_dict(), str(path))
+    loaded = tn.load(str(path))
     assert list(loaded) == list(model.state_dict())
     fresh_model.load_state_dict(loaded)
     for (key, a), (key2, b) in zip(model.state_dict().items(), fresh_model.state_dict().items()):

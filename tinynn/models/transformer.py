@@ -446,6 +446,8 @@ class Seq2SeqTransformer(nn.Module):
                 if len(candidates) == beam_size:
                     break
             beams = candidates
+            if not beams:  # every surviving hypothesis ended
+                break
             best_finished = max((score(*f) for f in finished), default=-np.inf)
             if len(finished) >= beam_size and best_finished >= max(score(*b) for b in beams):
                 break
