@@ -32,6 +32,13 @@ LAYERS = [
          [randn(1, 2, 3, 3)]),
     Case("ConvTranspose2d-groups", lambda nn: nn.ConvTranspose2d(2, 2, 2, groups=2, bias=False), [randn(1, 2, 3, 2)]),
     Case("ConvTranspose1d", lambda nn: nn.ConvTranspose1d(2, 1, 3, stride=2), [randn(1, 2, 4)]),
+    Case("Unfold", lambda nn: nn.Unfold(2, padding=1, stride=2), [randn(1, 2, 4, 3)]),
+    Case("Fold", lambda nn: nn.Fold((4, 5), 2, stride=1), [randn(1, 2 * 4, 12)]),
+    Case("ZeroPad2d", lambda nn: nn.ZeroPad2d((1, 0, 2, 1)), [randn(1, 1, 2, 3)]),
+    Case("ConstantPad1d", lambda nn: nn.ConstantPad1d(2, 3.5), [randn(1, 2, 3)]),
+    Case("ReflectionPad2d", lambda nn: nn.ReflectionPad2d(1), [randn(1, 2, 3, 3)]),
+    Case("ReplicationPad1d", lambda nn: nn.ReplicationPad1d((2, 1)), [randn(1, 2, 3)]),
+    Case("CircularPad2d", lambda nn: nn.CircularPad2d((1, 1, 0, 2)), [randn(1, 1, 3, 3)]),
     # pooling
     Case("MaxPool2d", lambda nn: nn.MaxPool2d(2), [randn(1, 2, 4, 4)]),
     Case("MaxPool2d-ceil-pad", lambda nn: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), [randn(1, 1, 6, 5)]),
@@ -78,6 +85,8 @@ LAYERS = [
     Case("Embedding-padding", lambda nn: nn.Embedding(4, 2, padding_idx=1), [integers(4, 3, 3)]),
     # activations
     Case("ReLU", lambda nn: nn.ReLU(), [randn(3, 4)]),
+    Case("PReLU", lambda nn: nn.PReLU(), [randn(3, 4)]),
+    Case("PReLU-channels", lambda nn: nn.PReLU(3, init=0.1), [randn(2, 3, 4)]),
     Case("ReLU6", lambda nn: nn.ReLU6(), [randn(3, 4, scale=5.0)]),
     Case("LeakyReLU", lambda nn: nn.LeakyReLU(0.2), [randn(3, 4)]),
     Case("ELU", lambda nn: nn.ELU(alpha=0.7), [randn(3, 4)]),

@@ -330,7 +330,9 @@ def test_repr_matches_torch():
                               lib.BatchNorm1d(4, affine=False), lib.LayerNorm(3, bias=False),
                               lib.InstanceNorm2d(3), lib.RMSNorm(3), lib.ConvTranspose2d(2, 3, 2, stride=2),
                               lib.AvgPool2d(3, stride=1), lib.Bilinear(2, 3, 4), lib.Conv1d(2, 2, 3, groups=2),
-                              lib.Hardtanh(-2.0, 2.0), lib.Softplus(beta=2.0), lib.ELU(alpha=0.5))
+                              lib.Hardtanh(-2.0, 2.0), lib.Softplus(beta=2.0), lib.ELU(alpha=0.5), lib.PReLU(3),
+                              lib.ZeroPad2d(1), lib.ReflectionPad2d((1, 0, 2, 1)), lib.ConstantPad1d(2, 1.5),
+                              lib.Unfold(2, stride=2), lib.Fold((4, 4), 2))
     assert repr(build(nn)) == repr(build(torch.nn))
 
 

@@ -1,10 +1,12 @@
 """``tinynn.nn``: modules, layers, losses, and ``functional``, ``init``, ``utils``."""
 from . import functional, init, utils  # noqa: F401
 from .activation import (CELU, ELU, GELU, GLU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid,  # noqa: F401
-                         LogSoftmax, Mish, ReLU, ReLU6, SELU, Sigmoid, SiLU, Softmax, Softmin, Softplus, Softsign,
+                         LogSoftmax, Mish, PReLU, ReLU, ReLU6, SELU, Sigmoid, SiLU, Softmax, Softmin, Softplus, Softsign,
                          Tanh, Tanhshrink)
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
-from .conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401
+from .conv import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, Conv1d, Conv2d,  # noqa: F401
+                   ConvTranspose1d, ConvTranspose2d, Fold, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
+                   ReplicationPad2d, Unfold, ZeroPad1d, ZeroPad2d)
 from .dropout import AlphaDropout, Dropout, Dropout1d, Dropout2d, Dropout3d  # noqa: F401
 from .flatten import Flatten, Unflatten  # noqa: F401
 from .linear import Bilinear, Identity, Linear  # noqa: F401

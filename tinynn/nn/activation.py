@@ -1,8 +1,10 @@
 """Activation layers: thin modules around ``nn.functional``."""
 from __future__ import annotations
 
+from .. import creation
 from . import functional as F
 from .module import Module
+from .parameter import Parameter
 
 
 class ReLU(Module):
@@ -39,6 +41,21 @@ class LeakyReLU(Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
+
+
+class PReLU(Module):
+    """max(0, x) + a * min(0, x) with a learnable slope ``a`` (one, or one per channel of dim 1), 0.25 at start."""
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters = num_parameters
+        self.weight = Parameter(creation.full((num_parameters,), init, dtype=dtype, device=device))
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
 
 
 class ELU(Module):

@@ -200,3 +200,104 @@ class ConvTranspose2d(_ConvTransposeNd):
         self._check_input(input)
         return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding,
                                   self._output_padding(input, output_size), self.groups, self.dilation)
+
+
+# --- im2col as modules ------------------------------------------------------------------------
+class Unfold(Module):
+    """Extract sliding local blocks: (N, C, H, W) -> (N, C * kh * kw, L) (``F.unfold``)."""
+
+    def __init__(self, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.kernel_size, self.dilation, self.padding, self.stride = kernel_size, dilation, padding, stride
+
+    def forward(self, input):
+        return F.unfold(input, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, dilation={self.dilation}, padding={self.padding}, "
+                f"stride={self.stride}")
+
+
+class Fold(Module):
+    """Sum sliding local blocks back into an image: the adjoint of ``Unfold`` (``F.fold``)."""
+
+    def __init__(self, output_size, kernel_size, dilation=1, padding=0, stride=1):
+        super().__init__()
+        self.output_size, self.kernel_size = output_size, kernel_size
+        self.dilation, self.padding, self.stride = dilation, padding, stride
+
+    def forward(self, input):
+        return F.fold(input, self.output_size, self.kernel_size, self.dilation, self.padding, self.stride)
+
+    def extra_repr(self) -> str:
+        return (f"output_size={self.output_size}, kernel_size={self.kernel_size}, dilation={self.dilation}, "
+                f"padding={self.padding}, stride={self.stride}")
+
+
+# --- padding layers (used in front of convolutions) -------------------------------------------
+class _PadNd(Module):
+    _dims = 2
+    _mode = "constant"
+
+    def __init__(self, padding, value: float = 0.0):
+        super().__init__()
+        self.padding = _ntuple(padding, 2 * self._dims, "padding")
+        self.value = value
+
+    def forward(self, input):
+        return ops.pad(input, self.padding, mode=self._mode, value=self.value)
+
+    def extra_repr(self) -> str:
+        return f"padding={self.padding}, value={self.value}" if self._mode == "constant" else f"{self.padding}"
+
+
+class ConstantPad1d(_PadNd):
+    _dims = 1
+
+    def __init__(self, padding, value: float):
+        super().__init__(padding, value)
+
+
+class ConstantPad2d(_PadNd):
+    def __init__(self, padding, value: float):
+        super().__init__(padding, value)
+
+
+class ZeroPad1d(ConstantPad1d):
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ZeroPad2d(ConstantPad2d):
+    def __init__(self, padding):
+        super().__init__(padding, 0.0)
+
+    def extra_repr(self) -> str:
+        return f"{self.padding}"
+
+
+class ReflectionPad1d(_PadNd):
+    _dims, _mode = 1, "reflect"
+
+
+class ReflectionPad2d(_PadNd):
+    _mode = "reflect"
+
+
+class ReplicationPad1d(_PadNd):
+    _dims, _mode = 1, "replicate"
+
+
+class ReplicationPad2d(_PadNd):
+    _mode = "replicate"
+
+
+class CircularPad1d(_PadNd):
+    _dims, _mode = 1, "circular"
+
+
+class CircularPad2d(_PadNd):
+    _mode = "circular"

@@ -213,6 +213,16 @@ class Hardtanh(_Pointwise):
         return m.where((x > low) & (x < high), 1.0, 0.0)
 
 
+def prelu(input: Tensor, weight: Tensor) -> Tensor:
+    """max(0, x) + w * min(0, x), ``w`` one slope or one per channel (dim 1)."""
+    if weight.numel() != 1:
+        if input.ndim < 2 or input.shape[1] != weight.numel():
+            raise ValueError(f"prelu: {weight.numel()} slopes need an input with {weight.numel()} channels in dim 1, "
+                             f"got input of shape {_shape(input)}")
+        weight = weight.reshape((weight.numel(),) + (1,) * (input.ndim - 2))
+    return ops.relu(input) - weight * ops.relu(-input)
+
+
 def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = False) -> Tensor:
     return LeakyRelu.apply(input, float(negative_slope))
 
