@@ -190,13 +190,17 @@ class LSTMScan(Function):
         hidden = act.shape[-1] // 4
         w_r = None if w_hr is None else w_hr.data
         d_projected = None if w_r is None else xp.empty_like(out.data)   # dL/dh_t of every step, for dW_hr
-        # Derivatives of the activations, for all steps at once:
-        # sigmoid' = y (1 - y) for i, f, o and tanh' = 1 - y^2 for g.
-        d_act = act * (1.0 - act)
-        g_all = act[..., 2 * hidden:3 * hidden]
-        d_act[..., 2 * hidden:3 * hidden] = 1.0 - g_all * g_all
+        # Derivatives of the activations, for all steps at once (in place: big temporaries
+        # cost page faults): sigmoid' = y (1 - y) for i, f, o and tanh' = 1 - y^2 for g.
+        d_act = 1.0 - act
+        d_act *= act
+        g_all, d_g = act[..., 2 * hidden:3 * hidden], d_act[..., 2 * hidden:3 * hidden]
+        xp.multiply(g_all, g_all, out=d_g)
+        xp.subtract(1.0, d_g, out=d_g)
         # dL/dc_t through h_t = o tanh(c_t) is dh_t * o (1 - tanh^2 c_t)
-        o_dtanh = act[..., 3 * hidden:] * (1.0 - tc_all * tc_all)
+        o_dtanh = tc_all * tc_all
+        xp.subtract(1.0, o_dtanh, out=o_dtanh)
+        o_dtanh *= act[..., 3 * hidden:]
         c_prev_all = _previous_states(xp, c_all, c0.data, ctx.reverse)
 
         d_gates = xp.empty_like(act)
