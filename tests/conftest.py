@@ -26,9 +26,10 @@ def pytest_collection_modifyitems(config, items):
     skip_cuda = pytest.mark.skip(reason="no CUDA GPU")
     gpu = None
     for item in items:
-        if "parity" in item.keywords and not HAVE_TORCH:
+        # get_closest_marker, not `in item.keywords`: keywords also hold directory names (tests/kernels/cuda).
+        if item.get_closest_marker("parity") and not HAVE_TORCH:
             item.add_marker(skip_parity)
-        if "cuda" in item.keywords:
+        if item.get_closest_marker("cuda"):
             gpu = _have_gpu() if gpu is None else gpu
             if not gpu:
                 item.add_marker(skip_cuda)

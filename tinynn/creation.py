@@ -182,13 +182,14 @@ def multinomial(probs: Tensor, num_samples: int, replacement: bool = False, gene
     p = probs.numpy().astype(np.float64)
     rows = p.reshape(-1, p.shape[-1])
     rows = rows / rows.sum(axis=1, keepdims=True)
-    out = np.empty((rows.shape[0], num_samples), dtype=np.int64)
-    for i, row in enumerate(rows):
-        if replacement:
-            cdf = np.cumsum(row)
-            out[i] = np.searchsorted(cdf, np.asarray(gen.uniform((num_samples,), np.float64)) * cdf[-1], side="right")
-        else:  # Gumbel top-k: sampling without replacement
-            keys = np.log(np.maximum(row, 1e-300)) - np.log(-np.log(np.asarray(gen.uniform(row.shape, np.float64))))
-            out[i] = np.argsort(-keys)[:num_samples]
+    draws = num_samples if replacement else rows.shape[1]
+    u = gen.uniform((rows.shape[0], draws), np.float64)
+    u = u.get() if hasattr(u, "get") else u  # uniforms from a cuda generator come to the host
+    if replacement:  # inverse CDF: the first category whose cumulative probability exceeds u
+        cdf = np.cumsum(rows, axis=1)
+        out = (cdf[:, None, :] <= u[:, :, None] * cdf[:, -1:, None]).sum(axis=-1)
+    else:  # Gumbel top-k: sampling without replacement
+        keys = np.log(np.maximum(rows, 1e-300)) - np.log(-np.log(u))
+        out = np.argsort(-keys, axis=1)[:, :num_samples]
     out = np.minimum(out, p.shape[-1] - 1)
     return tensor(out.reshape(p.shape[:-1] + (num_samples,)), device=probs.device)
