@@ -149,3 +149,13 @@ def test_requires_grad_propagates_only_from_inputs_that_need_it():
     b = tn.ones(2, requires_grad=True)
     assert not (a * 2).requires_grad
     assert (a * b).requires_grad
+
+
+@pytest.mark.xfail(strict=True, reason="lead: PyTorch (>= 2.1) accepts @torch.no_grad / @torch.enable_grad without "
+                   "parentheses; tn.no_grad(fn) raises 'no_grad() takes no arguments'")
+def test_no_grad_decorator_without_parentheses():
+    @tn.no_grad
+    def double(t):
+        return t * 2
+
+    assert not double(tn.ones(2, requires_grad=True)).requires_grad
