@@ -6,7 +6,6 @@ import pytest
 
 import tinynn as tn
 import tinynn.nn as nn
-import tinynn.nn.functional as F
 from tinynn.compress import distill_step, distillation_loss
 
 

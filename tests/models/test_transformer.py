@@ -281,7 +281,7 @@ def test_seq2seq_learns_to_reverse_sequences():
     from tinynn.optim import Adam
 
     rng = np.random.default_rng(0)
-    pad, bos, eos, first_symbol, vocab, length = 0, 1, 2, 3, 11, 6
+    bos, eos, first_symbol, vocab, length = 1, 2, 3, 11, 6  # 0 is padding (unused: fixed lengths)
 
     def batch(n):
         src = rng.integers(first_symbol, vocab, (n, length))

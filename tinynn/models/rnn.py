@@ -54,8 +54,9 @@ class _RecurrentClassifier(nn.Module):
             raise ValueError(f"{type(self).__name__}: lengths must lie in [1, {steps}], got {lengths.tolist()}")
         if self.pooling == "mean":
             valid = (np.arange(steps)[None, :] < lengths[:, None]).astype(outputs.dtype)
-            valid = tn.from_numpy(valid).to(outputs.device).unsqueeze(-1)
-            return (outputs * valid).sum(1) / tn.from_numpy(lengths.astype(outputs.dtype)).to(outputs.device).unsqueeze(-1)
+            valid = tn.from_numpy(valid).to(outputs.device).unsqueeze(-1)  # (B, T, 1)
+            counts = tn.from_numpy(lengths.astype(outputs.dtype)).to(outputs.device).unsqueeze(-1)  # (B, 1)
+            return (outputs * valid).sum(1) / counts
         rows = np.arange(batch)
         last = outputs[rows, lengths - 1]  # forward direction: state after each sequence's last token
         if not self.bidirectional:
