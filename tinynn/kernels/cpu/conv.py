@@ -222,7 +222,8 @@ _pool: ThreadPoolExecutor | None = None
 
 
 def _threads() -> int:
-    return max(1, min(os.cpu_count() or 1, int(os.environ.get("NUMBA_NUM_THREADS", 0) or numba.config.NUMBA_NUM_THREADS)))
+    """Threads for im2col / col2im: NUMBA_NUM_THREADS (default: the number of cores)."""
+    return max(1, min(os.cpu_count() or 1, numba.config.NUMBA_NUM_THREADS))
 
 
 def _over_images(kernel, N: int, elements_per_image: int, *args) -> None:
