@@ -142,7 +142,8 @@ def run_parity(case: Case, dtype, train: bool = True) -> None:
     # Buffers (running statistics) after the steps.
     torch_sd = torch_module.state_dict()
     for key, value in tn_module.state_dict().items():
-        assert_close(value.numpy(), torch_sd[key].detach().numpy(), rtol, f"{case} state {key} after {case.steps} steps")
+        assert_close(value.numpy(), torch_sd[key].detach().numpy(), rtol,
+                     f"{case} state {key} after {case.steps} steps")
 
 
 def run_gradcheck(case: Case) -> None:
@@ -160,3 +161,20 @@ def run_gradcheck(case: Case) -> None:
     def fn(*args):
         return module(*args[:n])
     assert gradcheck(fn, inputs + params, eps=1e-6, atol=1e-5, rtol=1e-3)
+
+
+def run_gradgradcheck(case: Case) -> None:
+    """Second derivatives (double backward) by finite differences of the first, in float64."""
+    from tinynn.autograd import gradgradcheck
+    tn.manual_seed(0)
+    module = case.make(tnn).double()
+    if case.random:
+        module.eval()
+    arrays = make_inputs(case, np.float64)
+    inputs = [tn.tensor(a, requires_grad=g) for a, g in arrays]
+    params = [p for p in module.parameters() if p.requires_grad]
+    n = len(inputs)
+
+    def fn(*args):
+        return module(*args[:n])
+    assert gradgradcheck(fn, inputs + params)

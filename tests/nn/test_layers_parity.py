@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.nn.harness import Case, integers, randn, run_gradcheck, run_parity
+from tests.nn.harness import Case, integers, randn, run_gradcheck, run_gradgradcheck, run_parity
 
 LAYERS = [
     Case("Identity", lambda nn: nn.Identity(), [randn(2, 3)]),
@@ -138,6 +138,11 @@ def test_layer_matches_torch(case, dtype):
 @pytest.mark.parametrize("case", [c for c in LAYERS if c.name not in NO_GRADCHECK], ids=str)
 def test_layer_gradcheck(case):
     run_gradcheck(case)
+
+
+@pytest.mark.parametrize("case", [c for c in LAYERS if c.name not in NO_GRADCHECK], ids=str)
+def test_layer_double_backward(case):
+    run_gradgradcheck(case)
 
 
 @pytest.mark.parity

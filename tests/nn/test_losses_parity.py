@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import tinynn as tn
-from tests.nn.harness import Case, constant, integers, randn, run_gradcheck, run_parity, uniform
+from tests.nn.harness import Case, constant, integers, randn, run_gradcheck, run_gradgradcheck, run_parity, uniform
 
 
 def _tensor(nn, values):
@@ -91,7 +91,8 @@ LOSSES = [
     Case("TripletMarginLoss-swap-p1", lambda nn: nn.TripletMarginLoss(margin=0.5, p=1.0, swap=True),
          [randn(4, 3), randn(4, 3), randn(4, 3)]),
     Case("PoissonNLLLoss", lambda nn: nn.PoissonNLLLoss(), [randn(3, 4), uniform(3, 4, high=3.0, grad=False)]),
-    Case("GaussianNLLLoss", lambda nn: nn.GaussianNLLLoss(), [randn(3, 4), randn(3, 4), uniform(3, 4, low=0.5, high=2.0)]),
+    Case("GaussianNLLLoss", lambda nn: nn.GaussianNLLLoss(),
+         [randn(3, 4), randn(3, 4), uniform(3, 4, low=0.5, high=2.0)]),
 ]
 
 NO_GRADCHECK: set = set()
@@ -108,3 +109,8 @@ def test_loss_matches_torch(case, dtype):
 @pytest.mark.parametrize("case", [c for c in LOSSES if c.name not in NO_GRADCHECK], ids=str)
 def test_loss_gradcheck(case):
     run_gradcheck(case)
+
+
+@pytest.mark.parametrize("case", [c for c in LOSSES if c.name not in NO_GRADCHECK], ids=str)
+def test_loss_double_backward(case):
+    run_gradgradcheck(case)

@@ -1,8 +1,8 @@
 """``tinynn.nn``: modules, layers, losses, and ``functional``, ``init``, ``utils``."""
 from . import functional, init, utils  # noqa: F401
 from .activation import (CELU, ELU, GELU, GLU, Hardsigmoid, Hardswish, Hardtanh, LeakyReLU, LogSigmoid,  # noqa: F401
-                         LogSoftmax, Mish, PReLU, ReLU, ReLU6, SELU, Sigmoid, SiLU, Softmax, Softmin, Softplus, Softsign,
-                         Tanh, Tanhshrink)
+                         LogSoftmax, Mish, PReLU, ReLU, ReLU6, SELU, Sigmoid, SiLU, Softmax, Softmin, Softplus,
+                         Softsign, Tanh, Tanhshrink)
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential  # noqa: F401
 from .conv import (CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, Conv1d, Conv2d,  # noqa: F401
                    ConvTranspose1d, ConvTranspose2d, Fold, ReflectionPad1d, ReflectionPad2d, ReplicationPad1d,
