@@ -198,6 +198,17 @@ def build_model(name: str, num_classes: int, in_channels: int, image_size: int):
     return constructor(**kwargs)
 
 
+def usable_device(name: str):
+    """``tn.device(name)``, after checking that a tensor can be put there."""
+    import tinynn as tn
+    try:
+        device = tn.device(name)
+        tn.zeros(1).to(device)
+    except Exception as e:
+        raise TrainError(f"device {name!r} is not usable: {e}") from e
+    return device
+
+
 def check_model_fits(model, name: str, spec: DatasetSpec, num_classes: int) -> None:
     """Run one blank image through the model (eval mode, no grad) to catch size mismatches early."""
     import tinynn as tn
@@ -273,14 +284,15 @@ class _Run:
         train_set, test_set, self.classes = make_datasets(config)
         tn.manual_seed(config.seed)
         self.model = build_model(config.model, len(self.classes), self.spec.in_channels, self.spec.image_size)
-        self.device = tn.device(config.device)
+        self.device = usable_device(config.device)
         self.model.to(self.device)
         check_model_fits(self.model, config.model, self.spec, len(self.classes))
         self.loader_generator = tn.Generator().manual_seed(config.seed)
+        batch_device = None if self.device.type == "cpu" else self.device  # batches are built on the cpu
         self.train_loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True,
                                        generator=self.loader_generator, num_workers=config.num_workers,
-                                       device=self.device)
-        self.test_loader = DataLoader(test_set, batch_size=max(config.batch_size, 256), device=self.device)
+                                       device=batch_device)
+        self.test_loader = DataLoader(test_set, batch_size=max(config.batch_size, 256), device=batch_device)
         self.optimizer = make_optimizer(config, self.model.parameters())
         self.scheduler, self.scheduler_unit = make_scheduler(config, self.optimizer, len(self.train_loader))
         self.augment_generator = tn.Generator().manual_seed(config.seed)
@@ -646,8 +658,9 @@ def evaluate_checkpoint(path: "str | os.PathLike", dataset: str | None = None, d
         model.load_state_dict(ckpt["model"])
     except Exception as e:
         raise TrainError(f"the checkpoint's weights do not fit model {config.model!r}: {e}") from e
-    model.to(tn.device(device))
-    loader = DataLoader(test_set, batch_size=batch_size, device=tn.device(device))
+    device = usable_device(device)
+    model.to(device)
+    loader = DataLoader(test_set, batch_size=batch_size, device=None if device.type == "cpu" else device)
     result = evaluate_model(model, loader, len(classes))
     confusion = result["confusion"]
     per_class = confusion.diagonal() / np.maximum(confusion.sum(1), 1)
