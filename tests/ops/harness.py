@@ -49,11 +49,12 @@ def _nonzero(rng, shape):  # divisors: |x| >= 0.5 keeps 1/x tame for finite diff
 
 
 def _distinct(rng, shape):
-    """Values at least 0.1 apart and away from 0 and from ±0.5: no ties for max/min, and
-    no element within a finite-difference step of a kink (abs, relu, clamp at ±0.5)."""
+    """Values on a shuffled grid (..., -0.45, -0.15, 0.15, 0.45, ...) plus noise below 0.03:
+    at least 0.24 apart (no ties for max/min) and at least 0.02 away from the kinks at 0
+    and ±0.5 (abs, relu, clamp), far more than a finite-difference step."""
     n = int(np.prod(shape))
     grid = (np.arange(n) - n // 2) * 0.3 + 0.15
-    return rng.permutation(grid).reshape(shape) + rng.uniform(-0.05, 0.05, shape)
+    return rng.permutation(grid).reshape(shape) + rng.uniform(-0.03, 0.03, shape)
 
 
 def _unit(rng, shape):
