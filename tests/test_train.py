@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tinynn as tn
 from tinynn.serialization import save
 from tinynn.train import (TrainConfig, TrainError, build_model, evaluate_checkpoint, load_checkpoint, model_info,
                           train)

@@ -361,7 +361,6 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
 
 def _train_one_epoch(run: _Run, on_step: Callable | None) -> dict:
     """Train from batch ``run.step`` to the end of epoch ``run.epoch``; returns the epoch's train stats."""
-    import tinynn as tn
     config, model = run.config, run.model
     model.train()
     run.loader_generator.set_state(run.epoch_start_generator_state)
@@ -643,7 +642,6 @@ def _write_plots(run_dir: Path, metrics: list[dict], confusion, classes, log) ->
 def evaluate_checkpoint(path: "str | os.PathLike", dataset: str | None = None, data_root: str | None = None,
                         batch_size: int = 256, device: str = "cpu", download: bool = False) -> dict:
     """Accuracy and per-class accuracy of a checkpoint on a test set (its own by default)."""
-    import tinynn as tn
     from tinynn.utils.data import DataLoader
     ckpt = load_checkpoint(path)
     config = _config_from_checkpoint(ckpt)
