@@ -160,3 +160,18 @@ def test_dataset_download_all_mirrors_down(server, isolated_data_dirs):
     with pytest.raises(DownloadError) as info:
         MNIST(isolated_data_dirs / "root", download=True, mirrors=[base, base + "again/"])
     assert str(info.value).count("HTTP 500") == 2
+
+
+def test_cifar10_download_and_read_from_the_archive(server, isolated_data_dirs, monkeypatch, tmp_path):
+    from dataset_files import make_cifar_archive
+
+    from tinynn.datasets import CIFAR10
+    base, handler = server
+    archive = tmp_path / "built.tar.gz"
+    make_cifar_archive(archive, n_per_batch=3)
+    handler.files = {"cifar-10-python.tar.gz": archive.read_bytes()}
+    monkeypatch.setattr(CIFAR10, "archive", ("cifar-10-python.tar.gz", _md5(archive.read_bytes())))
+    root = isolated_data_dirs / "root"
+    ds = CIFAR10(root, train=False, download=True, mirrors=[base])
+    assert ds.data.shape == (3, 32, 32, 3)
+    assert _leftovers(root) == ["cifar-10-python.tar.gz"]

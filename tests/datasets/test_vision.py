@@ -105,3 +105,12 @@ def test_cifar10_reads_archive_or_extracted_batches(isolated_data_dirs, layout):
 def test_cifar10_missing(isolated_data_dirs):
     with pytest.raises(DatasetNotFoundError, match="cifar-10-batches-py"):
         CIFAR10(isolated_data_dirs / "none")
+
+
+def test_batch_path_applies_target_transform(isolated_data_dirs):
+    from tinynn.utils.data import DataLoader
+    _, labels = make_mnist_split(isolated_data_dirs / "r", "train", 6)
+    ds = MNIST(isolated_data_dirs / "r", target_transform=lambda y: y + 100)
+    images, targets = next(iter(DataLoader(ds, batch_size=4)))
+    assert images.shape == (4, 28, 28) and images.dtype == np.uint8     # no transform: the raw uint8 images
+    assert targets.tolist() == (labels[:4].astype(int) + 100).tolist()
