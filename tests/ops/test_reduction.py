@@ -53,6 +53,13 @@ def _np_arg(fn):
     return ref
 
 
+def _np_norm(a, p, axis, keepdim):
+    """The entrywise p-norm (np.linalg.norm would take a matrix norm over two axes)."""
+    if p == float("inf"):
+        return np.max(np.abs(a), axis=axis, keepdims=keepdim)
+    return (np.sum(np.abs(a) ** p, axis=axis, keepdims=keepdim) ** (1 / p)).astype(a.dtype)
+
+
 CASES: list[OpCase] = [
     *cases("sum", tn.sum, _np_reduce(np.sum), "sum", [SHAPE], DIMS),
     *cases("mean", tn.mean, _np_reduce(np.mean), "mean", [SHAPE], DIMS),
@@ -75,9 +82,9 @@ CASES: list[OpCase] = [
            [SHAPE], SINGLE_DIMS),
     *cases("cumsum", tn.cumsum, lambda a, dim: np.cumsum(a, axis=dim), "cumsum", [SHAPE],
            [dict(dim=0), dict(dim=-1)]),
-    *cases("norm", tn.norm, lambda a, p=2, dim=None: np.linalg.norm(a.reshape(-1) if dim is None else a, ord=p,
-                                                                    axis=dim).astype(a.dtype),
-           "norm", [[(3, 4)]], [dict(), dict(p=1, dim=1), dict(p=2, dim=0)], domain="distinct"),
+    *cases("norm", tn.norm, lambda a, p=2, dim=None, keepdim=False: _np_norm(a, p, _axis(dim), keepdim), "norm",
+           [[(3, 4)]], [dict(), dict(p=1, dim=1), dict(p=2, dim=0), dict(p=2, dim=(0, 1), keepdim=True),
+                        dict(p=3, dim=1), dict(p=float("inf"), dim=0)], domain="distinct"),
     # argmax/argmin are integer-valued: forward only.
     *cases("argmax", tn.argmax, _np_arg(np.argmax), "argmax", [SHAPE],
            [dict(), dict(dim=1), dict(dim=-1, keepdim=True)], domain="distinct", grad=False),
@@ -121,6 +128,17 @@ def test_prod_second_derivative_with_zeros(dim):
     inputs = [tn.tensor(x, requires_grad=True)]
     fn = (lambda a: a.prod()) if dim is None else (lambda a: a.prod(dim))
     assert tn.autograd.gradgradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("dim", [None, 1])
+def test_norm_of_zero_vector_has_zero_gradient(dim):
+    x = tn.tensor([[0.0, 0.0], [3.0, 4.0]], requires_grad=True)
+    tn.norm(x, dim=dim).sum().backward()
+    # Row-wise the zero row gets 0 and (3, 4) / 5 the other; over all elements the norm is 5 as well.
+    np.testing.assert_allclose(x.grad.numpy(), [[0, 0], [0.6, 0.8]], rtol=1e-6)
+    zero = tn.zeros(3, requires_grad=True)
+    zero.norm().backward()
+    assert zero.grad.tolist() == [0.0, 0.0, 0.0]
 
 
 @pytest.mark.filterwarnings("ignore:divide by zero encountered in log")

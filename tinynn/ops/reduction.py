@@ -284,10 +284,29 @@ def cumsum(a, dim: int):
     return Cumsum.apply(a, normalize_dim(dim, a.ndim, "cumsum"))
 
 
+class L2Norm(Function):
+    """sqrt(sum a^2) over ``dims``, with PyTorch's zero subgradient at a zero vector."""
+
+    @staticmethod
+    def forward(ctx, a, dims, keepdim):
+        y = _xp(a).sqrt((a * a).sum(axis=dims, keepdims=keepdim))
+        ctx.dims, ctx.keepdim = dims, keepdim
+        ctx.save_for_backward(a, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # d ||a|| = a / ||a|| da; where ||a|| = 0, a = 0 too: dividing by 1 gives 0
+        from .elementwise import where
+        a, y = ctx.saved_tensors
+        y = unreduce(y, a.shape, ctx.dims, ctx.keepdim)
+        safe_y = where(y == 0, 1.0, y)
+        return unreduce(grad, a.shape, ctx.dims, ctx.keepdim) * a / safe_y, None, None
+
+
 def norm(a, p=2, dim=None, keepdim: bool = False):
     """The p-norm over ``dim`` (all elements by default), built from differentiable ops."""
     if p in ("fro", 2):
-        return sum(a * a, dim, keepdim).sqrt()
+        return L2Norm.apply(a, normalize_dims(dim, a.ndim, "norm"), keepdim)
     if p == float("inf"):
         return amax(a.abs(), dim, keepdim)
     if p == 1:
