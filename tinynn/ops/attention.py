@@ -52,7 +52,8 @@ class ScaledDotProductAttention(Function):
         grad_q, grad_k, grad_v = _kernel("attention_backward", q.data)(
             grad_out.data, q.data, k.data, v.data, out.data, ctx.lse, ctx.mask, ctx.is_causal, ctx.scale,
             ctx.dropout_mask)
-        return grad_q, grad_k, grad_v, None, None, None, None
+        grads = tuple(g if needed else None for g, needed in zip((grad_q, grad_k, grad_v), ctx.needs_input_grad[:3]))
+        return grads + (None,) * 4
 
 
 def _attention_composite(q, k, v, mask, is_causal, scale, dropout_mask):
