@@ -275,8 +275,10 @@ class GRUScan(Function):
         rz_a, n_a, hn_a, w = rz.data, n_all.data, hn_all.data, w_hh.data
         hidden = w.shape[1]
         h_prev_all = _previous_states(xp, out.data, h0.data, ctx.reverse)
-        d_rz_act = rz_a * (1.0 - rz_a)                   # sigmoid' = y (1 - y), all steps at once
-        d_n_act = 1.0 - n_a * n_a                        # tanh' = 1 - n^2
+        d_rz_act = 1.0 - rz_a                            # sigmoid' = y (1 - y), all steps at once
+        d_rz_act *= rz_a
+        d_n_act = n_a * n_a                              # tanh' = 1 - n^2
+        xp.subtract(1.0, d_n_act, out=d_n_act)
         d_x = xp.empty(xw.shape, dtype=xw.dtype)         # gradient of the input projection
         d_hw = xp.empty_like(d_x)                        # gradient of h W_hh^T + b_hh
         dh = grad_hn.data.copy()
