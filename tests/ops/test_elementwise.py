@@ -184,3 +184,10 @@ def test_binary_broadcasting_matches_numpy(pair, op):
 def test_comparison_broadcast_error_names_shapes():
     with pytest.raises(ValueError, match=r"\(2, 3\).*\(4, 5\)"):
         tn.ones(2, 3) < tn.ones(4, 5)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_pow_with_zero_exponent_has_zero_gradient_at_zero_base():
+    base = tn.zeros(2, requires_grad=True)
+    (base ** tn.tensor([0.0, 1.0])).sum().backward()  # d(a^0) = 0 even at a = 0 (PyTorch)
+    assert base.grad.tolist() == [0.0, 1.0]

@@ -215,3 +215,10 @@ def test_reductions_match_numpy(data, op):
     assert x.grad.shape == a.shape
     if op == "sum":
         np.testing.assert_array_equal(x.grad.numpy(), np.ones_like(a))
+
+
+@pytest.mark.parametrize("dim", [None, 1])
+def test_std_of_constant_input_has_zero_gradient(dim):
+    x = tn.ones(2, 3, requires_grad=True)  # variance 0: PyTorch's subgradient is 0, not nan
+    tn.std(x, dim).sum().backward()
+    assert x.grad.tolist() == [[0.0] * 3] * 2

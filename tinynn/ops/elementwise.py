@@ -79,7 +79,9 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, grad):  # d(a^b) = b a^(b-1) da + a^b log(a) db
         a, b, y = ctx.saved_tensors
-        grad_a = grad * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
+        grad_a = None
+        if ctx.needs_input_grad[0]:  # where b == 0, a^b is constant 1: gradient 0 (also at a == 0)
+            grad_a = where(b == 0, 0.0, grad * b * a ** (b - 1))
         grad_b = None
         if ctx.needs_input_grad[1]:  # where a == 0 the limit is 0 (PyTorch's convention)
             grad_b = grad * y * where(a == 0, 0.0, log(where(a == 0, 1.0, a)))

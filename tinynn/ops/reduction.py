@@ -202,8 +202,24 @@ def var(a, dim=None, unbiased=None, keepdim: bool = False, correction=None):
     return sum(centered * centered, dims, keepdim) / float(builtins.max(count - correction, 0))
 
 
+class SqrtOfVariance(Function):
+    """sqrt for ``std``: where the variance is 0 the gradient is 0 (PyTorch), not inf * 0 = nan."""
+
+    @staticmethod
+    def forward(ctx, variance):
+        y = _xp(variance).sqrt(variance)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):  # d sqrt(v) = dv / (2 sqrt(v)), taken as 0 where v = 0
+        from .elementwise import where
+        (y,) = ctx.saved_tensors
+        return where(y == 0, 0.0, grad / (where(y == 0, 1.0, y) * 2.0))
+
+
 def std(a, dim=None, unbiased=None, keepdim: bool = False, correction=None):
-    return var(a, dim, unbiased, keepdim, correction).sqrt()
+    return SqrtOfVariance.apply(var(a, dim, unbiased, keepdim, correction))
 
 
 def _max_or_min(a, dim, keepdim, take_min):
