@@ -142,11 +142,15 @@ SPLIT = [GEOMETRIES[0], GEOMETRIES[3], GEOMETRIES[5]]
 
 
 @pytest.mark.parametrize("geometry", SPLIT, ids=_ids(SPLIT))
-def test_batch_split_over_threads_matches_reference(geometry, monkeypatch):
-    """im2col / col2im hand chunks of the batch to worker threads above a size threshold;
-    force the split at test sizes (3 threads for 2-3 images: uneven chunks)."""
-    monkeypatch.setattr(conv_kernels, "MIN_PARALLEL_ELEMENTS", 0)
-    monkeypatch.setattr(conv_kernels, "_threads", lambda: 3)
+@pytest.mark.parametrize("split", ["threads", "chunks"])
+def test_batch_split_matches_reference(geometry, split, monkeypatch):
+    """The fast kernels process the batch in chunks of images, and im2col / col2im hand parts of
+    a chunk to worker threads above a size threshold; force both at test sizes."""
+    if split == "threads":  # 3 threads for 3 images
+        monkeypatch.setattr(conv_kernels, "MIN_PARALLEL_ELEMENTS", 0)
+        monkeypatch.setattr(conv_kernels, "_threads", lambda: 3)
+    else:  # one image per chunk
+        monkeypatch.setattr(conv_kernels, "CHUNK_BYTES", 1)
     geometry = (3, *geometry[1:])
     x, w, grad_y, args = _operands(geometry, np.float64, True)
     for a, e in zip(_all_passes("numba", x, w, grad_y, args), _all_passes("reference", x, w, grad_y, args)):

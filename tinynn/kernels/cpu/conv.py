@@ -271,15 +271,23 @@ def im2col(x: np.ndarray, kernel_size: Pair, stride: Pair, padding: Pair, dilati
 
 
 def col2im(cols: np.ndarray, x_shape, kernel_size: Pair, stride: Pair, padding: Pair, dilation: Pair,
-           layout: str = "rows") -> np.ndarray:
-    """Sum columns back into an image of shape ``x_shape``; the adjoint of ``im2col``."""
+           layout: str = "rows", out: np.ndarray | None = None) -> np.ndarray:
+    """Sum columns back into an image of shape ``x_shape`` (into ``out``, a C-contiguous array, if
+    given); the adjoint of ``im2col``."""
     N, K, OH, OW = _geometry(x_shape, kernel_size, stride, padding, dilation)
     P = OH * OW
     if _is_pointwise(kernel_size, stride, padding):
-        if layout == "images":
-            return np.ascontiguousarray(cols).reshape(x_shape)
-        return np.ascontiguousarray(cols.reshape(x_shape[1], N, *x_shape[2:]).transpose(1, 0, 2, 3))
-    x = np.zeros(x_shape, dtype=cols.dtype)
+        image = cols.reshape(x_shape) if layout == "images" else \
+            cols.reshape(x_shape[1], N, *x_shape[2:]).transpose(1, 0, 2, 3)
+        if out is None:
+            return np.ascontiguousarray(image)
+        out[...] = image
+        return out
+    if out is None:
+        x = np.zeros(x_shape, dtype=cols.dtype)
+    else:
+        x = out
+        x.fill(0)
     _over_images(_col2im_kernel, N, K * P, np.ascontiguousarray(cols), *kernel_size, *stride, *padding, *dilation,
                  OH, OW, *_strides(layout, N, K, P), x)
     return x
@@ -291,17 +299,33 @@ def _batch_to_columns(a: np.ndarray, groups: int) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(N, O, -1).transpose(1, 0, 2)).reshape(groups, O // groups, -1)
 
 
+# The batch is processed in chunks of images whose columns fill about CHUNK_BYTES: the column
+# matrix is written and read back while it is still in cache, and the temporary memory is bounded.
+# Measured against whole-batch columns (float32, 1 BLAS thread, CPU ms): lenet1 forward 2.62 -> 1.76,
+# res16 forward 5.11 -> 4.28, backward input 6.18 -> 4.43; -8% over the LeNet + ResNet-8 conv set.
+# 1 MiB and 4 MiB chunks were no better than 2 MiB.
+CHUNK_BYTES = 2 << 20
+
+
+def _chunks(N: int, bytes_per_image: int):
+    step = max(1, CHUNK_BYTES // max(1, bytes_per_image))
+    return [(start, min(N, start + step)) for start in range(0, N, step)]
+
+
 @register("conv2d_forward", "numba", priority=10)
 def conv2d_forward_numba(x, w, stride, padding, dilation, groups):
-    """y[n] = W @ cols[n] per image and group: (G, Og, Cg*KH*KW) @ (N, G, Cg*KH*KW, OH*OW)."""
+    """y[n] = W @ cols[n] per image and group: (G, Og, Cg*KH*KW) @ (G, Cg*KH*KW, OH*OW)."""
     N = x.shape[0]
     O, Cg, KH, KW = w.shape
     OH, OW = _output_hw(x.shape, w.shape, stride, padding, dilation)
     dtype = _result_dtype(x, w)
-    G = groups
-    cols = im2col(x.astype(dtype, copy=False), (KH, KW), stride, padding, dilation, layout="images")
-    w_groups = w.astype(dtype, copy=False).reshape(G, O // G, Cg * KH * KW)
-    y = np.matmul(w_groups, cols.reshape(N, G, Cg * KH * KW, OH * OW))  # (N, G, Og, P): already NCHW
+    G, K, P = groups, Cg * KH * KW, OH * OW
+    x = np.ascontiguousarray(x, dtype=dtype)
+    w_groups = w.astype(dtype, copy=False).reshape(G, O // G, K)
+    y = np.empty((N, G, O // G, P), dtype=dtype)  # NCHW: each image's GEMM writes its own slice
+    for start, stop in _chunks(N, G * K * P * dtype.itemsize):
+        cols = im2col(x[start:stop], (KH, KW), stride, padding, dilation, layout="images")
+        np.matmul(w_groups, cols.reshape(stop - start, G, K, P), out=y[start:stop])
     return y.reshape(N, O, OH, OW)
 
 
@@ -311,21 +335,29 @@ def conv2d_backward_input_numba(grad_y, w, x_shape, stride, padding, dilation, g
     N = grad_y.shape[0]
     O, Cg, KH, KW = w.shape
     dtype = _result_dtype(grad_y, w)
-    G = groups
-    w_groups = w.astype(dtype, copy=False).reshape(G, O // G, Cg * KH * KW)
+    G, K = groups, Cg * KH * KW
+    w_t = w.astype(dtype, copy=False).reshape(G, O // G, K).transpose(0, 2, 1)
     gy = np.ascontiguousarray(grad_y, dtype=dtype).reshape(N, G, O // G, -1)
-    grad_cols = np.matmul(w_groups.transpose(0, 2, 1), gy)  # (N, G, Cg*KH*KW, P)
-    return col2im(grad_cols.reshape(N, G * Cg * KH * KW, -1), tuple(x_shape), (KH, KW), stride, padding, dilation,
-                  layout="images")
+    grad_x = np.empty(tuple(x_shape), dtype=dtype)
+    for start, stop in _chunks(N, G * K * gy.shape[-1] * dtype.itemsize):
+        grad_cols = np.matmul(w_t, gy[start:stop])  # (m, G, Cg*KH*KW, P)
+        col2im(grad_cols.reshape(stop - start, G * K, -1), (stop - start, *x_shape[1:]), (KH, KW), stride, padding,
+               dilation, layout="images", out=grad_x[start:stop])
+    return grad_x
 
 
 @register("conv2d_backward_weight", "numba", priority=10)
 def conv2d_backward_weight_numba(grad_y, x, w_shape, stride, padding, dilation, groups):
-    """dW = dy^T @ cols^T per group: (G, Og, N*P) @ (G, N*P, Cg*KH*KW), contracting images and pixels at once."""
+    """dW = dy^T @ cols^T per group: (G, Og, m*P) @ (G, m*P, Cg*KH*KW), summed over chunks of m images."""
+    N = x.shape[0]
     O, Cg, KH, KW = w_shape
     dtype = _result_dtype(grad_y, x)
-    G = groups
-    cols = im2col(x.astype(dtype, copy=False), (KH, KW), stride, padding, dilation)
-    gy_rows = _batch_to_columns(grad_y.astype(dtype, copy=False), G)
-    grad_w = np.matmul(gy_rows, cols.reshape(G, Cg * KH * KW, -1).transpose(0, 2, 1))
+    G, K = groups, Cg * KH * KW
+    x = np.ascontiguousarray(x, dtype=dtype)
+    gy = np.ascontiguousarray(grad_y, dtype=dtype)
+    grad_w = np.zeros((G, O // G, K), dtype=dtype)
+    for start, stop in _chunks(N, G * K * gy.shape[2] * gy.shape[3] * dtype.itemsize):
+        cols = im2col(x[start:stop], (KH, KW), stride, padding, dilation)  # (K_total, m*P)
+        gy_rows = _batch_to_columns(gy[start:stop], G)  # (G, Og, m*P)
+        grad_w += np.matmul(gy_rows, cols.reshape(G, K, -1).transpose(0, 2, 1))
     return grad_w.reshape(O, Cg, KH, KW)
