@@ -114,3 +114,19 @@ def test_batch_path_applies_target_transform(isolated_data_dirs):
     images, targets = next(iter(DataLoader(ds, batch_size=4)))
     assert images.shape == (4, 28, 28) and images.dtype == np.uint8     # no transform: the raw uint8 images
     assert targets.tolist() == (labels[:4].astype(int) + 100).tolist()
+
+
+def test_embedded_sample_is_reproducible_from_the_debian_package(tmp_path):
+    """tools/make_embedded_sample.py rebuilds the bundled files byte for byte."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tinynn.datasets import EMBEDDED_DIR
+    if not (FashionMNIST.system_dirs[0] / "train-images-idx3-ubyte.gz").exists():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(repo / "tools" / "make_embedded_sample.py"), "--dest", str(tmp_path)],
+                   check=True, capture_output=True, cwd=repo)
+    for path in sorted(EMBEDDED_DIR.glob("*.gz")):
+        assert (tmp_path / path.name).read_bytes() == path.read_bytes(), path.name
