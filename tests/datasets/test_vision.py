@@ -116,6 +116,7 @@ def test_batch_path_applies_target_transform(isolated_data_dirs):
     assert targets.tolist() == (labels[:4].astype(int) + 100).tolist()
 
 
+@pytest.mark.slow  # reads 70,000 images and gzips 12,000 at level 9: tens of seconds on 2 busy cores
 def test_embedded_sample_is_reproducible_from_the_debian_package(tmp_path):
     """tools/make_embedded_sample.py rebuilds the bundled files byte for byte."""
     import subprocess
