@@ -17,6 +17,17 @@ from .backend.device import CPU, array_module_for, as_device, device_of_array
 from .backend.dtypes import as_dtype, get_default_dtype
 
 
+class RemovableHandle:
+    """Returned by ``register_hook``: ``handle.remove()`` unregisters the hook."""
+
+    def __init__(self, hooks: list, hook):
+        self._hooks, self._hook = hooks, hook
+
+    def remove(self) -> None:
+        if self._hook in self._hooks:
+            self._hooks.remove(self._hook)
+
+
 class Tensor:
     __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_output_nr", "_device", "_accumulator",
                  "_retains_grad", "__weakref__", "__dict__")
@@ -271,8 +282,9 @@ class Tensor:
             node, index = _gradient_edge(self)
         if not hasattr(node, "_tensor_hooks"):
             node._tensor_hooks = {}
-        node._tensor_hooks.setdefault(index, []).append(hook)
-        return hook
+        hooks = node._tensor_hooks.setdefault(index, [])
+        hooks.append(hook)
+        return RemovableHandle(hooks, hook)
 
     # --- in-place (outside autograd: data updates such as initialisation) -------
     def _check_inplace(self, name: str) -> None:

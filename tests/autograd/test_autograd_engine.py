@@ -164,12 +164,20 @@ def test_in_place_change_of_a_leaf_that_requires_grad_raises():
     assert w.tolist() == [2.0, 2.0]
 
 
-@pytest.mark.xfail(strict=True, reason="lead: with create_graph=True the engine stores the incoming gradient itself "
-                   "as leaf.grad; after sum() that is Expand's read-only broadcast view, so in-place updates "
-                   "(optimizers, clip_grad_norm_) fail with 'output array is read-only'")
 def test_grad_from_create_graph_backward_can_be_updated_in_place():
     x = tn.ones(3, requires_grad=True)
     x.sum().backward(create_graph=True)
     with tn.no_grad():
         x.grad.mul_(2)
     assert x.grad.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_grad_wrt_a_non_leaf_does_not_run_or_free_its_node():
+    # grad() with respect to h stops at h: h's own node (exp) neither runs nor frees its
+    # saved tensors, so a later backward through h still works (as in PyTorch).
+    x = tn.randn(3, requires_grad=True)
+    h = x.exp()
+    (g,) = tn.autograd.grad((h * 2).sum(), [h])
+    assert g.tolist() == [2.0, 2.0, 2.0]
+    (h * 3).sum().backward()
+    assert x.grad.numpy() == pytest.approx(3 * np.exp(x.numpy()))

@@ -200,8 +200,6 @@ def test_anomaly_mode_is_quiet_without_nan_and_restored_after():
     assert not tn.autograd.is_anomaly_enabled()
 
 
-@pytest.mark.xfail(strict=True, reason="lead: Tensor.register_hook returns the hook function itself; PyTorch returns "
-                   "a handle whose .remove() unregisters the hook")
 def test_register_hook_returns_a_removable_handle():
     x = tn.ones(2, requires_grad=True)
     handle = x.register_hook(lambda g: g * 100)

@@ -151,8 +151,6 @@ def test_requires_grad_propagates_only_from_inputs_that_need_it():
     assert (a * b).requires_grad
 
 
-@pytest.mark.xfail(strict=True, reason="lead: PyTorch (>= 2.1) accepts @torch.no_grad / @torch.enable_grad without "
-                   "parentheses; tn.no_grad(fn) raises 'no_grad() takes no arguments'")
 def test_no_grad_decorator_without_parentheses():
     @tn.no_grad
     def double(t):

@@ -90,9 +90,6 @@ def test_gradcheck_agrees_with_torch_on_the_same_jacobian():
     assert torch.autograd.gradcheck(lambda t: t.tanh() * t, (torch.tensor(a, requires_grad=True),))
 
 
-@pytest.mark.xfail(strict=True, reason="lead: gradcheck perturbs inputs through data.reshape(-1), which is a COPY "
-                   "for a non-contiguous input (e.g. a transposed leaf), so the numeric Jacobian is all zeros and "
-                   "a correct op is reported wrong; perturb via data[np.unravel_index(pos, shape)] instead")
 def test_gradcheck_of_a_non_contiguous_input():
     x = tn.randn(3, 2, dtype=tn.float64).T.detach().requires_grad_()
     assert not x.is_contiguous()

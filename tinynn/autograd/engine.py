@@ -44,14 +44,15 @@ def _collect(root_nodes):
 
 
 def _needed(nodes, targets):
-    """Nodes from which some target node can be reached (the others need not run)."""
+    """Nodes that must run for ``grad()``: those with a target strictly below them. A target
+    itself runs only if another target lies beyond it (its gradient is captured, not used)."""
     parents = {}
     for node in nodes:
         for edge in node.next_nodes:
             if edge is not None:
                 parents.setdefault(edge[0], []).append(node)
     needed = set()
-    stack = list(targets)
+    stack = [p for t in targets for p in parents.get(t, ())]
     while stack:
         node = stack.pop()
         if node in needed:
@@ -116,10 +117,8 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
                 if inputs is None:
                     _accumulate_into_leaf(node, grads[0], create_graph)
                 continue
-            if inputs is None or node in needed:
+            if inputs is None or node in needed:  # nodes that do not run keep what they saved
                 _run_node(node, grads, buffers, retain_graph)
-            elif not retain_graph:
-                node._release()
             for edge in node.next_nodes:
                 if edge is None:
                     continue
@@ -200,6 +199,8 @@ def _accumulate_into_leaf(node, grad, create_graph: bool) -> None:
     if leaf is None or grad is None:
         return
     if create_graph:  # keep the gradient's own graph, for higher-order derivatives
+        if not grad.data.flags.writeable:  # e.g. a broadcast view: .grad gets updated in place later
+            grad = grad.clone()
         leaf.grad = grad if leaf.grad is None else leaf.grad + grad
     elif leaf.grad is None:
         # A private copy: the same gradient array may also flow to another input,

@@ -39,13 +39,22 @@ class _GradModeContext:
         return wrapper
 
 
-class no_grad(_GradModeContext):
+class _DecoratorWithoutParentheses(_GradModeContext):
+    """``@no_grad`` as well as ``@no_grad()`` and ``with no_grad():``."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        return cls()(orig_func)
+
+
+class no_grad(_DecoratorWithoutParentheses):
     """Ops inside record nothing: results have ``requires_grad=False``."""
 
     mode = False
 
 
-class enable_grad(_GradModeContext):
+class enable_grad(_DecoratorWithoutParentheses):
     """Re-enable recording inside a ``no_grad`` block."""
 
     mode = True

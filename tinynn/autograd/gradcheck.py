@@ -42,14 +42,14 @@ def _outputs(fn, inputs):
 def _numeric_jacobian_column(fn, inputs, index, flat_pos, eps):
     """d outputs / d inputs[index].flat[flat_pos] by central differences."""
     data = inputs[index].data
-    flat = data.reshape(-1)  # a view: the inputs are contiguous float64 arrays
-    original = flat[flat_pos].item()
+    position = np.unravel_index(flat_pos, data.shape)  # works for non-contiguous inputs too
+    original = data[position].item()
     # Evaluated with grad mode on: fn may itself take gradients (gradgradcheck).
-    flat[flat_pos] = original + eps
+    data[position] = original + eps
     plus = [o.data.copy() for o in _outputs(fn, inputs)]
-    flat[flat_pos] = original - eps
+    data[position] = original - eps
     minus = [o.data.copy() for o in _outputs(fn, inputs)]
-    flat[flat_pos] = original
+    data[position] = original
     return [((p - m) / (2 * eps)).reshape(-1) for p, m in zip(plus, minus)]
 
 
