@@ -19,7 +19,7 @@ values_indices = namedtuple("values_indices", ["values", "indices"])
 
 def unreduce(grad, input_shape, dims, keepdim: bool):
     """Give a reduced gradient back its reduced dims (size 1) so it broadcasts to the input."""
-    if keepdim or not dims:
+    if keepdim or not dims or grad.ndim == 0:  # a 0-d gradient already broadcasts
         return grad
     shape = list(input_shape)
     for d in dims:

@@ -2,6 +2,8 @@
 undoes the move (reshape back, permute back, sum what was broadcast, ...)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..autograd.function import Function
@@ -135,7 +137,7 @@ def _resolve_shape(shape, numel, op, input_shape):
     unknown = [i for i, s in enumerate(shape) if s == -1]
     if len(unknown) > 1:
         raise RuntimeError(f"{op}: only one dimension can be inferred, got shape {tuple(shape)}")
-    known = int(np.prod([s for s in shape if s != -1])) if shape else 1
+    known = math.prod(s for s in shape if s != -1)
     if unknown:
         if known == 0 or numel % known:
             raise RuntimeError(f"{op}: shape {tuple(shape)} is invalid for input of size {numel} "
