@@ -13,6 +13,11 @@ per-kernel micro-benchmarks (convolution, pooling, attention) at the workloads' 
 
 ``--quick`` runs a few steps of everything (CI: under a minute) and skips the memory
 probes. Nothing here asserts on time: these are figures to read, not tests.
+
+On a machine busy with other work, NumPy's OpenBLAS with 2 threads collapses (a GEMM
+waits for a preempted worker: 5-10x slower steps were measured at load average 9 on
+2 cores, while PyTorch's passive OpenMP pool degrades gracefully); ``--blas-threads 1``
+then gives tinynn's realistic figures. The header prints the load average.
 """
 from __future__ import annotations
 

@@ -35,3 +35,25 @@ def test_use_rejects_unknown_names():
         with kernels.use("conv2d_forward", "fortran"):
             pass
 
+
+
+def test_numba_cache_falls_back_to_the_home_directory_when_the_package_is_read_only(monkeypatch, tmp_path):
+    import numba.core.config
+
+    import tinynn.kernels.cpu as cpu_kernels
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")  # unset for the function; monkeypatch restores the original after
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(cpu_kernels.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(numba.core.config, "CACHE_DIR", numba.core.config.CACHE_DIR)  # restored afterwards
+    cpu_kernels._set_numba_cache_dir()
+    expected = str(tmp_path / ".cache" / "tinynn" / "numba")
+    assert cpu_kernels.os.environ["NUMBA_CACHE_DIR"] == expected
+    assert numba.core.config.CACHE_DIR == expected
+
+
+def test_an_explicit_numba_cache_dir_is_kept(monkeypatch, tmp_path):
+    import tinynn.kernels.cpu as cpu_kernels
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(cpu_kernels.os, "access", lambda path, mode: False)
+    cpu_kernels._set_numba_cache_dir()
+    assert cpu_kernels.os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)

@@ -1,4 +1,13 @@
-"""CPU kernels (NumPy references and Numba). Importing this package registers them.
+"""CPU kernels: a NumPy ``reference`` and a fast implementation of each hot op.
+Importing this package registers them in ``tinynn.backend.kernels``.
+
+    op                                   implementations (default first)
+    conv2d_forward / _backward_input /   numba (Numba im2col/col2im + BLAS), reference (per-tap NumPy)
+      _backward_weight
+    max_pool2d_forward / _backward,      numba, reference (Python loop over windows)
+    avg_pool2d_forward / _backward,
+    adaptive_avg_pool2d_forward / _backward, adaptive_max_pool2d_forward
+    attention_forward / _backward        blocked (query blocks, in place), reference (full score matrix)
 
 Numba caches compiled kernels next to their source (``cache=True``). When the
 package directory is not writable (a system-wide install), compiled kernels go to
@@ -21,6 +30,4 @@ def _set_numba_cache_dir() -> None:
 
 _set_numba_cache_dir()
 
-from . import conv  # noqa: E402,F401  (registers the kernels)
-from . import pooling  # noqa: E402,F401
-from . import attention  # noqa: E402,F401
+from . import attention, conv, pooling  # noqa: E402,F401  (importing registers the kernels)
