@@ -489,13 +489,9 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
 # statistics recomputed from x so that they carry their own gradient.
 # =====================================================================================
 def _sum_of_products(a, b, axes: tuple, keepdims: bool = True):
-    """sum(a * b) over ``axes`` in one pass, without the temporary a * b (einsum)."""
-    letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
-    kept = "".join(letter for i, letter in enumerate(letters) if i not in axes)
-    total = get_array_module(a).einsum(f"{letters},{letters}->{kept}", a, b)
-    if keepdims:
-        total = total.reshape(tuple(1 if i in axes else s for i, s in enumerate(a.shape)))
-    return total
+    """sum(a * b) over ``axes``. (Not einsum, though it skips the temporary: its float32 sums
+    drift by ~1e-4 relative over a million elements, NumPy's pairwise sum by ~1e-7.)"""
+    return (a * b).sum(axis=axes, keepdims=keepdims)
 
 
 def _standardize(x, axes: tuple, eps: float):
