@@ -137,6 +137,7 @@ def test_setitem_writes_data_outside_autograd():
     (lambda: tn.ones(3, 4).gather(1, tn.ones(3, 4)), RuntimeError, r"gather.*integer"),
     (lambda: tn.ones(3, 4).masked_fill(tn.ones(3, 4), 0.0), RuntimeError, r"masked_fill.*bool"),
     (lambda: tn.ones(3, 4).masked_fill(tn.ones(2, 4) > 0, 0.0), RuntimeError, r"masked_fill.*\(2, 4\).*\(3, 4\)"),
+    (lambda: tn.ones(4).masked_fill(tn.ones(3, 4) > 0, 0.0), RuntimeError, r"masked_fill.*\(3, 4\).*\(4,\)"),
     (lambda: tn.ones(3, 4).gather(2, tn.tensor([[0]])), IndexError, r"gather.*dimension 2"),
 ])
 def test_indexing_errors(call, error, message):

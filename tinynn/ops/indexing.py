@@ -180,10 +180,12 @@ def masked_fill(a, mask, value):
     if mask.dtype != np.bool_:
         raise RuntimeError(f"masked_fill: expected a boolean mask, got {mask.dtype}")
     try:
-        np.broadcast_shapes(mask.shape, a.shape)
+        fits = np.broadcast_shapes(mask.shape, a.shape) == a.shape  # the mask may not enlarge the tensor
     except ValueError:
+        fits = False
+    if not fits:
         raise RuntimeError(f"masked_fill: the mask of shape {mask.shape} does not broadcast to the tensor's "
-                           f"shape {a.shape}") from None
+                           f"shape {a.shape}")
     if is_tensor(value):
         value = value.item()
     return MaskedFill.apply(a, mask, value)
