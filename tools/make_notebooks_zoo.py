@@ -613,6 +613,9 @@ axes[1].set_title("samples after 30 steps (rough, as expected)");
 
 
 def write(name: str, cells: list) -> None:
+    stem = name.split("_")[0]
+    for index, cell in enumerate(cells):  # stable ids: regenerating gives no diff when nothing changed
+        cell.id = f"nb{stem}-{index:02d}"
     notebook = new_notebook(cells=cells, metadata={
         "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
         "language_info": {"name": "python"}})
