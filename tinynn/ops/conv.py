@@ -279,11 +279,13 @@ def conv_transpose1d(input, weight, bias=None, stride: IntOrPair = 1, padding: I
         raise ValueError(f"{op}: expected a 3-d input and weight, got input {tuple(input.shape)}, "
                          f"weight {tuple(weight.shape)}")
 
-    def one(v, name):
-        return (0 if name in ("padding", "output_padding") else 1, _pair(v, name, op, 1)[0])
+    def as_2d(value, name: str, height_value: int) -> tuple:
+        """A 1-d argument as the (height, width) pair of the H = 1 convolution."""
+        return (height_value, _pair(value, name, op, 1)[0])
 
-    y = conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, one(stride, "stride"), one(padding, "padding"),
-                         one(output_padding, "output_padding"), groups, one(dilation, "dilation")).squeeze(2)
+    y = conv_transpose2d(x.unsqueeze(2), weight.unsqueeze(2), bias, as_2d(stride, "stride", 1),
+                         as_2d(padding, "padding", 0), as_2d(output_padding, "output_padding", 0), groups,
+                         as_2d(dilation, "dilation", 1)).squeeze(2)
     return y.squeeze(0) if unbatched else y
 
 
