@@ -153,7 +153,7 @@ def main(argv=None) -> int:
 
     import torch
     torch.set_num_threads(int(THREADS))
-    import tinynn  # noqa: F401
+    import tinynn  # noqa: F401  (import before timing anything)
 
     names = args.only.split(",") if args.only else list(WORKLOADS)
     unknown = [n for n in names if n not in WORKLOADS]

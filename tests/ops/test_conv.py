@@ -146,7 +146,8 @@ def test_float32_stays_float32():
 @pytest.mark.parametrize("call, message", [
     (lambda: C.conv2d(tn.zeros(2, 3, 8, 8), tn.zeros(6, 4, 3, 3)),
      r"conv2d: input has 3 channels but weight expects 4 \(groups=1\); input \(2, 3, 8, 8\), weight \(6, 4, 3, 3\)"),
-    (lambda: C.conv2d(tn.zeros(2, 4, 8, 8), tn.zeros(5, 2, 3, 3), groups=2), r"out_channels 5 .* divisible by groups 2"),
+    (lambda: C.conv2d(tn.zeros(2, 4, 8, 8), tn.zeros(5, 2, 3, 3), groups=2),
+     r"out_channels 5 .* divisible by groups 2"),
     (lambda: C.conv2d(tn.zeros(8, 8), tn.zeros(1, 1, 3, 3)), r"conv2d: expected a 4-d \(batched\) or 3-d"),
     (lambda: C.conv2d(tn.zeros(1, 1, 2, 2), tn.zeros(1, 1, 3, 3)), r"too small"),
     (lambda: C.conv2d(tn.zeros(1, 1, 5, 5), tn.zeros(1, 1, 3, 3), stride=2, padding="same"),

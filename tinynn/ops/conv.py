@@ -221,7 +221,8 @@ def conv1d(input, weight, bias=None, stride: IntOrPair = 1, padding: Union[IntOr
     op = "conv1d"
     x, unbatched = _batched(input, 1)
     if weight.ndim != 3:
-        raise ValueError(f"{op}: weight must be 3-d (out_channels, in_channels // groups, K), got {tuple(weight.shape)}")
+        raise ValueError(f"{op}: weight must be 3-d (out_channels, in_channels // groups, K), "
+                         f"got {tuple(weight.shape)}")
     if x.ndim != 3:
         raise ValueError(f"{op}: expected a 3-d (batched) or 2-d (unbatched) input, got shape {tuple(input.shape)}")
     if not isinstance(padding, str):
@@ -325,7 +326,8 @@ def fold(input, output_size: IntOrPair, kernel_size: IntOrPair, dilation: IntOrP
         raise ValueError(f"{op}: expected a 2-d or 3-d input, got shape {tuple(input.shape)}")
     cols = input.unsqueeze(0) if input.ndim == 2 else input
     out_hw, kernel = _pair(output_size, "output_size", op), _pair(kernel_size, "kernel_size", op)
-    dilation, padding, stride = _pair(dilation, "dilation", op), _pair(padding, "padding", op), _pair(stride, "stride", op)
+    dilation, padding = _pair(dilation, "dilation", op), _pair(padding, "padding", op)
+    stride = _pair(stride, "stride", op)
     taps = kernel[0] * kernel[1]
     if cols.shape[1] % taps:
         raise ValueError(f"{op}: expected size of input's dimension 1 to be divisible by the product of "

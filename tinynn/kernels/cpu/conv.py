@@ -15,11 +15,12 @@ Two implementations are registered:
 ``numba`` (priority 10)
     im2col + BLAS: a Numba kernel gathers every receptive field into a column
     matrix, BLAS GEMMs with the weights do all the arithmetic, and the
-    backward-input pass scatters columns back with a Numba col2im. Measured on the 2-core box (float32, LeNet / ResNet-CIFAR shapes):
-    the serial Numba im2col is 1.6x faster than NumPy strided copies and ~3x
-    faster than ``torch.nn.functional.unfold``; a direct Numba convolution was
-    1.5-20x slower than im2col + BLAS (KERNELS.md), so the arithmetic always
-    goes through BLAS.
+    backward-input pass scatters columns back with a Numba col2im. Measured on
+    the 2-core box (float32, LeNet / ResNet-CIFAR shapes): the serial Numba
+    im2col is 1.6x faster than NumPy strided copies and ~3x faster than
+    ``torch.nn.functional.unfold``; a direct Numba convolution was 1.5-20x
+    slower than im2col + BLAS (KERNELS.md), so the arithmetic always goes
+    through BLAS.
 """
 from __future__ import annotations
 
@@ -89,7 +90,8 @@ def conv2d_forward_reference(x, w, stride, padding, dilation, groups):
 
 @register("conv2d_backward_input", "reference", priority=0)
 def conv2d_backward_input_reference(grad_y, w, x_shape, stride, padding, dilation, groups):
-    """grad_x_pad[n, g*Cg + c, oh*sh + kh*dh, ow*sw + kw*dw] += sum_o w[g*Og + o, c, kh, kw] * grad_y[n, g*Og + o, oh, ow]"""
+    """grad_x_pad[n, g*Cg + c, oh*sh + kh*dh, ow*sw + kw*dw]
+    += sum_o w[g*Og + o, c, kh, kw] * grad_y[n, g*Og + o, oh, ow]"""
     N, C, H, W = x_shape
     O, Cg, KH, KW = w.shape
     _, _, OH, OW = grad_y.shape
@@ -107,7 +109,8 @@ def conv2d_backward_input_reference(grad_y, w, x_shape, stride, padding, dilatio
 
 @register("conv2d_backward_weight", "reference", priority=0)
 def conv2d_backward_weight_reference(grad_y, x, w_shape, stride, padding, dilation, groups):
-    """grad_w[g*Og + o, c, kh, kw] = sum_{n, oh, ow} grad_y[n, g*Og + o, oh, ow] * x_pad[n, g*Cg + c, oh*sh + kh*dh, ow*sw + kw*dw]"""
+    """grad_w[g*Og + o, c, kh, kw]
+    = sum_{n, oh, ow} grad_y[n, g*Og + o, oh, ow] * x_pad[n, g*Cg + c, oh*sh + kh*dh, ow*sw + kw*dw]"""
     N = x.shape[0]
     O, Cg, KH, KW = w_shape
     _, _, OH, OW = grad_y.shape
