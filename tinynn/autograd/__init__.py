@@ -3,6 +3,7 @@ anomaly detection and gradient checking."""
 from __future__ import annotations
 
 from .anomaly import detect_anomaly, is_anomaly_enabled
+from .engine import run_backward
 from .function import Function
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -28,7 +29,6 @@ def _seed_gradients(outputs, grad_outputs, op):
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool = False, inputs=None) -> None:
     """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves (``Tensor.backward``)."""
-    from .engine import run_backward
     tensors = list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
     if grad_tensors is None:
         grad_tensors = [None] * len(tensors)
@@ -53,7 +53,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph: bool =
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
          allow_unused: bool = False):
     """The gradients of ``outputs`` with respect to ``inputs``, returned (not accumulated)."""
-    from .engine import run_backward
     single = not isinstance(inputs, (list, tuple))
     outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     inputs = [inputs] if single else list(inputs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from . import anomaly
 from ..ops.shape import sum_to_shape
-from .function import AccumulateGrad
+from .function import AccumulateGrad, _gradient_edge
 from .grad_mode import set_grad_enabled
 
 Tensor = None  # set by tinynn.tensor once the class exists
@@ -130,7 +130,6 @@ def run_backward(roots, grad_roots, retain_graph: bool, create_graph: bool, inpu
 
 
 def _root_edge(tensor):
-    from .function import _gradient_edge
     return _gradient_edge(tensor)
 
 

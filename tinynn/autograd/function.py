@@ -33,6 +33,7 @@ class Function:
     next_nodes: tuple = ()
     input_meta: tuple = ()
     needs_input_grad: tuple = ()
+    _saved: tuple = ()
 
     @staticmethod
     def forward(ctx, *args):
@@ -74,23 +75,26 @@ class Function:
     @classmethod
     def apply(cls, *args):
         ctx = cls()
-        raw, tensors, any_requires_grad = [], [], False
+        raw, needs_grad, device = [], [], None
         for a in args:
             if isinstance(a, Tensor):
-                tensors.append(a)
                 raw.append(a.data)
-                any_requires_grad = any_requires_grad or a.requires_grad
+                needs_grad.append(a.requires_grad)
+                if device is None:
+                    device = a._device
+                elif a._device is not device and a._device != device:
+                    raise _device_mismatch(cls, args)
             else:
                 raw.append(a)
-        device = _common_device(cls, tensors)
-        record = any_requires_grad and _grad_state.enabled
-        ctx.needs_input_grad = tuple(isinstance(a, Tensor) and a.requires_grad for a in args) if record \
-            else (False,) * len(args)
+                needs_grad.append(False)
+        record = _grad_state.enabled and True in needs_grad
+        ctx.needs_input_grad = tuple(needs_grad) if record else (False,) * len(args)
         ctx._to_save = ()
         outputs = cls.forward(ctx, *raw)
         single = not isinstance(outputs, tuple)
         output_arrays = (outputs,) if single else outputs
-
+        if device is None:
+            device = CPU
         if anomaly._state.enabled and not anomaly._state.in_backward:
             xp = _xp(device)
             for i, out in enumerate(output_arrays):
@@ -99,17 +103,17 @@ class Function:
         # An op that moves data (ToDevice) says where its output lives.
         device = ctx.__dict__.get("output_device", device)
         if not record:
-            ctx._saved = _RELEASED
             if single:
                 return Tensor._make(outputs, device)
             return tuple(Tensor._make(out, device) if out is not None else None for out in output_arrays)
         ctx.device = device
         ctx._record(args, output_arrays)
-        results = tuple(
+        if single:
+            return Tensor._make(outputs, device, grad_fn=ctx if ctx._differentiable(outputs) else None)
+        return tuple(
             Tensor._make(out, device, grad_fn=ctx if ctx._differentiable(out) else None, output_nr=i)
             if out is not None else None
             for i, out in enumerate(output_arrays))
-        return results[0] if single else results
 
     def _record(self, args, output_arrays) -> None:
         """Turn this ctx into a graph node: link inputs' nodes and pack saved values."""
@@ -124,7 +128,7 @@ class Function:
         self.input_meta = tuple(meta)
         self.num_outputs = len(output_arrays)
         self.output_meta = tuple((o.shape, o.dtype) if o is not None else None for o in output_arrays)
-        self._saved = tuple(_pack(v, args, output_arrays) for v in self._to_save)
+        self._saved = tuple(_pack(v, args, output_arrays) for v in self._to_save) if self._to_save else ()
         del self._to_save
         if anomaly._state.enabled:
             self._creation_site = anomaly.creation_site()
@@ -201,17 +205,10 @@ def _pack(value, args, output_arrays):
     return ("array", value)
 
 
-def _common_device(cls, tensors):
+def _device_mismatch(cls, args) -> RuntimeError:
     """All tensor inputs of an op must live on one device."""
-    if not tensors:
-        return CPU
-    device = tensors[0]._device
-    for t in tensors:
-        if t._device is not device and t._device != device:
-            devices = ", ".join(str(t._device) for t in tensors)
-            raise RuntimeError(f"{cls.name()}: expected all tensors to be on the same device, "
-                               f"but found tensors on {devices}")
-    return device
+    devices = ", ".join(str(a._device) for a in args if isinstance(a, Tensor))
+    return RuntimeError(f"{cls.name()}: expected all tensors to be on the same device, but found tensors on {devices}")
 
 
 def _xp(device):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend.device import get_array_module as _xp  # numpy or cupy, for an array
 from ._common import is_tensor, normalize_dim
 
 
@@ -129,9 +130,6 @@ class MaskedFill(Function):
         return grad * (~mask.data), None, None
 
 
-def _xp(array):
-    from ..backend.device import get_array_module
-    return get_array_module(array)
 
 
 # --- public functions ------------------------------------------------------------

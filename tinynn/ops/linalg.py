@@ -4,11 +4,9 @@ from __future__ import annotations
 import string
 
 from ..autograd.function import Function
+from ..backend.device import get_array_module as _xp  # numpy or cupy, for an array
 
 
-def _xp(array):
-    from ..backend.device import get_array_module
-    return get_array_module(array)
 
 
 def _blas_ready(a):

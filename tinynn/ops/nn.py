@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 from ..autograd.function import Function
+from ..backend.device import get_array_module as _xp  # numpy or cupy, for an array
 from ._common import normalize_dim
 
 
-def _xp(array):
-    from ..backend.device import get_array_module
-    return get_array_module(array)
 
 
 class Softmax(Function):

@@ -11,6 +11,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend.device import get_array_module as _xp  # numpy or cupy, for an array
 from ..autograd.grad_mode import is_grad_enabled
 from ._common import normalize_dim, normalize_dims
 
@@ -163,9 +164,6 @@ class Cumsum(Function):
         return grad.flip(ctx.dim).cumsum(ctx.dim).flip(ctx.dim), None
 
 
-def _xp(array):
-    from ..backend.device import get_array_module
-    return get_array_module(array)
 
 
 def _float_input(a, op):

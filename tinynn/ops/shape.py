@@ -7,12 +7,10 @@ import math
 import numpy as np
 
 from ..autograd.function import Function
+from ..backend.device import get_array_module as _xp  # numpy or cupy, for an array
 from ._common import normalize_dim, normalize_dims, shape_arg
 
 
-def _xp(array):
-    from ..backend.device import get_array_module
-    return get_array_module(array)
 
 
 class Reshape(Function):
