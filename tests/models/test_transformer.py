@@ -342,3 +342,17 @@ def test_rmsnorm_passes_gradcheck_and_normalises():
     assert tn.autograd.gradcheck(norm, (x,))
     y = norm(x).detach().numpy()
     np.testing.assert_allclose((y ** 2).mean(-1), 1.0, rtol=1e-4)
+
+
+def test_per_head_attention_mask_combines_with_padding():
+    """A (B·H, Tq, Tk) mask, PyTorch's per-head form, together with a key padding mask."""
+    attention = models.MultiheadAttention(8, 2)
+    x = tn.randn(2, 4, 8)
+    pad = tn.tensor([[False, False, False, True], [False, False, False, False]])
+    causal = models.generate_square_subsequent_mask(4)
+    per_head = tn.from_numpy(np.broadcast_to(causal.numpy(), (4, 4, 4)).copy())  # B·H = 4
+    a = attention(x, x, x, attn_mask=per_head, key_padding_mask=pad, need_weights=True)[1]
+    b = attention(x, x, x, attn_mask=causal, key_padding_mask=pad, need_weights=True)[1]
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    assert tuple(a.shape) == (2, 4, 4)
+    assert np.all(a.numpy()[0, :, 3] == 0) and np.all(np.triu(a.numpy()[1], 1) == 0)

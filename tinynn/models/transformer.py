@@ -62,21 +62,25 @@ def make_norm(kind: str, d_model: int, eps: float = 1e-5) -> nn.Module:
     raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {kind!r}")
 
 
-def _combine_masks(attn_mask, key_padding_mask, dtype):
-    """One additive float mask broadcastable to (B, H, Tq, Tk), or None."""
+def _as_additive(mask, dtype):
+    """Boolean mask (True = blocked) -> 0 / -inf floats; float masks are used as they are."""
+    if mask.dtype == np.bool_:
+        return tn.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(mask, float("-inf"))
+    return mask.to(dtype)
+
+
+def _combine_masks(attn_mask, key_padding_mask, batch: int, num_heads: int, dtype):
+    """One additive float mask broadcastable to the scores (B, H, Tq, Tk), or None.
+
+    ``attn_mask``: (Tq, Tk) or PyTorch's (B·H, Tq, Tk); ``key_padding_mask``: (B, Tk).
+    """
     total = None
     if attn_mask is not None:
-        if attn_mask.dtype == np.bool_:
-            attn_mask = tn.zeros(attn_mask.shape, dtype=dtype, device=attn_mask.device).masked_fill(
-                attn_mask, float("-inf"))
-        total = attn_mask.to(dtype)  # (Tq, Tk) or (B·H, Tq, Tk) handled by caller's reshape
+        total = _as_additive(attn_mask, dtype)
+        if total.ndim == 3:
+            total = total.reshape(batch, num_heads, *total.shape[1:])
     if key_padding_mask is not None:
-        if key_padding_mask.dtype == np.bool_:
-            pad = tn.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device).masked_fill(
-                key_padding_mask, float("-inf"))
-        else:
-            pad = key_padding_mask.to(dtype)
-        pad = pad[:, None, None, :]  # (B, 1, 1, Tk)
+        pad = _as_additive(key_padding_mask, dtype)[:, None, None, :]  # (B, 1, 1, Tk)
         total = pad if total is None else total + pad
     return total
 
@@ -129,10 +133,8 @@ class MultiheadAttention(nn.Module):
         if self.alibi:
             bias = alibi_bias(self.num_heads, q.shape[2], k.shape[2], self.causal_alibi, offset=query_offset)
             scores = scores + tn.from_numpy(bias).to(query.device).to(scores.dtype)
-        mask = _combine_masks(attn_mask, key_padding_mask, scores.dtype)
+        mask = _combine_masks(attn_mask, key_padding_mask, scores.shape[0], self.num_heads, scores.dtype)
         if mask is not None:
-            if mask.ndim == 3:  # PyTorch's (B·H, Tq, Tk) form
-                mask = mask.reshape(scores.shape[0], self.num_heads, *mask.shape[1:])
             scores = scores + mask
         weights = tn.softmax(scores, -1)
         self.last_attention_weights = weights.detach()
