@@ -4,7 +4,10 @@ Input is either token ids (B, T) (give ``vocab_size``) or features (B, T, input_
 With ``lengths`` (B,) the classifier reads each sequence's state at its own last step,
 so padding after the end never reaches the logits; ``pooling="mean"`` averages the valid steps.
 A bidirectional model concatenates the forward state at the last step with the backward
-state at the first (where the backward pass ends).
+state at the first (where the backward pass ends). Without packed sequences the backward
+direction starts at the end of the padded batch, so for bidirectional models padding after
+a short sequence does reach its backward state: group sequences of equal length, or use
+``pooling="mean"`` / a unidirectional model when lengths vary.
 """
 from __future__ import annotations
 
