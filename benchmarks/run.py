@@ -120,8 +120,9 @@ def peak_memory_mib(name: str, framework: str) -> float | None:
 
 # --- report --------------------------------------------------------------------------------
 
-def _fmt(value, spec):
-    return "-" if value is None else format(value, spec)
+def _fmt(value, spec: str) -> str:
+    """format(value, spec), or a dash as wide as the field for a missing value."""
+    return "-".rjust(int(spec.split(".")[0])) if value is None else format(value, spec)
 
 
 def print_table(rows: list[dict], log=print) -> None:
