@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 from concurrent.futures import ThreadPoolExecutor
 
-import numba
 import numpy as np
 from numba import njit, uint64
 
@@ -216,17 +215,19 @@ def _is_pointwise(kernel_size: Pair, stride: Pair, padding: Pair) -> bool:
     return kernel_size == (1, 1) and stride == (1, 1) and padding == (0, 0)
 
 
-# im2col / col2im split the batch between threads: the kernels release the GIL (nogil) and each
-# thread writes its own images, so no locks. Plain Python threads block while idle instead of
-# spinning, so they do not fight OpenBLAS's threads the way Numba's OpenMP pool did (see above).
+# im2col / col2im can split a chunk of images between threads: the kernels release the GIL
+# (nogil) and each thread writes its own images, so no locks are needed. It is OFF by default:
+# on the shared 2-core machine (load average ~5) a preempted worker stalls the whole step, as
+# OpenBLAS's do. LeNet-5 step, ratio to PyTorch, 1 BLAS thread: 1 im2col thread 0.89-0.99,
+# 2 threads 1.26-1.27 (ResNet-8: 1.00-1.06 vs 1.13-1.41). Set IM2COL_THREADS = 2 on an idle machine.
 # Below MIN_PARALLEL_ELEMENTS columns the thread hand-off costs more than it saves.
+IM2COL_THREADS = 1
 MIN_PARALLEL_ELEMENTS = 1 << 18
 _pool: ThreadPoolExecutor | None = None
 
 
 def _threads() -> int:
-    """Threads for im2col / col2im: NUMBA_NUM_THREADS (default: the number of cores)."""
-    return max(1, min(os.cpu_count() or 1, numba.config.NUMBA_NUM_THREADS))
+    return max(1, min(os.cpu_count() or 1, IM2COL_THREADS))
 
 
 def _over_images(kernel, N: int, elements_per_image: int, *args) -> None:
