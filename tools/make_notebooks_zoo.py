@@ -198,15 +198,16 @@ plain, resnet = deep_net(False), deep_net(True)
     md("""
 ## The graph of one residual block
 
-`viz.make_dot` draws the autograd graph; the skip is the edge that goes around the block and
-meets it at the `Add` node. (Paste the text into any Graphviz viewer, or call
+`viz.make_dot` draws the autograd graph; the skip is the edge from `x` straight to the `Add`
+node, around the `Addmm` (the Linear layer) and the `Tanh`. (Paste the text into any Graphviz viewer, or call
 `viz.render_dot(text, "graph.svg")` when Graphviz is installed.)
 """),
     code("""
 tiny = models.Residual(nn.Sequential(nn.Linear(3, 3), nn.Tanh()))
-out = tiny(tn.randn(2, 3)).sum()
+x = tn.randn(2, 3, requires_grad=True)       # requires_grad so the input appears in the graph
+out = tiny(x).sum()
 out.backward()
-print(viz.make_dot(out, dict(tiny.named_parameters())))
+print(viz.make_dot(out, {"x": x, **dict(tiny.named_parameters())}))
 """),
     md("""
 ## Gradient flow at initialisation
