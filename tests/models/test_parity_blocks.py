@@ -119,3 +119,86 @@ def test_inverted_residual_matches_torch(inp, oup, stride, t, train):
     assert list(ours.state_dict()) == list(theirs.state_dict())
     x = np.random.default_rng(0).standard_normal((2, inp, 7, 7)).astype(np.float32)
     _compare(ours, theirs, x, train)
+
+
+class TorchBasicConv2d(tnn.Module):
+    def __init__(self, cin, cout, **kw):
+        super().__init__()
+        self.conv = tnn.Conv2d(cin, cout, bias=False, **kw)
+        self.bn = tnn.BatchNorm2d(cout, eps=0.001)
+
+    def forward(self, x):
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class TorchInception(tnn.Module):
+    """torchvision's Inception module (its "5×5" branch uses a 3×3 kernel), written out with torch.nn."""
+
+    def __init__(self, cin, c1, c3r, c3, c5r, c5, pp):
+        super().__init__()
+        self.branch1 = TorchBasicConv2d(cin, c1, kernel_size=1)
+        self.branch2 = tnn.Sequential(TorchBasicConv2d(cin, c3r, kernel_size=1),
+                                      TorchBasicConv2d(c3r, c3, kernel_size=3, padding=1))
+        self.branch3 = tnn.Sequential(TorchBasicConv2d(cin, c5r, kernel_size=1),
+                                      TorchBasicConv2d(c5r, c5, kernel_size=3, padding=1))
+        self.branch4 = tnn.Sequential(tnn.MaxPool2d(3, stride=1, padding=1, ceil_mode=True),
+                                      TorchBasicConv2d(cin, pp, kernel_size=1))
+
+    def forward(self, x):
+        return torch.cat([self.branch1(x), self.branch2(x), self.branch3(x), self.branch4(x)], 1)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_inception_module_matches_torch(train):
+    from tinynn.models.googlenet import Inception
+
+    torch.manual_seed(0)
+    theirs = TorchInception(6, 4, 3, 5, 2, 3, 2)
+    _randomise_bn(theirs)
+    ours = Inception(6, 4, 3, 5, 2, 3, 2)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    x = np.random.default_rng(0).standard_normal((2, 6, 7, 7)).astype(np.float32)
+    _compare(ours, theirs, x, train)
+
+
+class TorchDenseLayer(tnn.Module):
+    def __init__(self, cin, growth, bn_size):
+        super().__init__()
+        self.norm1 = tnn.BatchNorm2d(cin)
+        self.relu1 = tnn.ReLU()
+        self.conv1 = tnn.Conv2d(cin, bn_size * growth, 1, bias=False)
+        self.norm2 = tnn.BatchNorm2d(bn_size * growth)
+        self.relu2 = tnn.ReLU()
+        self.conv2 = tnn.Conv2d(bn_size * growth, growth, 3, padding=1, bias=False)
+
+    def forward(self, features):
+        x = torch.cat(features, 1)
+        return self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+
+
+class TorchDenseBlock(tnn.ModuleDict):
+    """torchvision's _DenseBlock: a ModuleDict of denselayerN, the output concatenates everything."""
+
+    def __init__(self, num_layers, cin, bn_size, growth):
+        super().__init__()
+        for i in range(num_layers):
+            self.add_module(f"denselayer{i + 1}", TorchDenseLayer(cin + i * growth, growth, bn_size))
+
+    def forward(self, x):
+        features = [x]
+        for layer in self.values():
+            features.append(layer(features))
+        return torch.cat(features, 1)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_dense_block_matches_torch(train):
+    from tinynn.models.densenet import _DenseBlock
+
+    torch.manual_seed(0)
+    theirs = TorchDenseBlock(3, 4, 2, 3)
+    _randomise_bn(theirs)
+    ours = _DenseBlock(3, 4, 2, 3, drop_rate=0.0)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype(np.float32)
+    _compare(ours, theirs, x, train)
