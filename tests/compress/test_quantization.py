@@ -82,3 +82,10 @@ def test_quantize_model_stores_int8_weights_for_conv_and_linear():
     int8_bytes = model_size_bytes(model, stored)
     weight_bytes = sum(int(model.state_dict()[k].numpy().nbytes) for k in stored)
     assert float_bytes - int8_bytes == weight_bytes - sum(q.nbytes for q in stored.values())
+
+
+def test_conv_transpose_is_quantized_per_output_channel():
+    """ConvTranspose2d keeps its output channels on axis 1 of the weight (in, out, kh, kw)."""
+    model = nn.Sequential(nn.ConvTranspose2d(3, 5, 2))
+    _, stored = quantize_model(model)
+    assert stored["0.weight"].axis == 1 and stored["0.weight"].scale.shape == (1, 5, 1, 1)
