@@ -430,7 +430,7 @@ zoo = {
     "densenet (2016): concatenation": models.densenet_cifar(10, in_channels=1, growth_rate=8, block_config=(2, 2, 2)),
     "mobilenet_v2 (2018): depthwise": models.mobilenet_v2(10, width_mult=0.5, in_channels=1, small_input=True),
 }
-x = tn.randn(2, 1, 28, 28)
+x = tn.randn(1, 1, 28, 28)
 for name, model in zoo.items():
     model.eval()
     with tn.no_grad():
@@ -476,7 +476,7 @@ def accuracy(predictions, y=y_test):
 members = []
 for k in range(3):
     x, y = as_batch(train_set, 2000 * k, 2000)
-    members.append(fit(models.mlp(784, (64,), 10), x, y, steps=100).eval())
+    members.append(fit(models.mlp(784, (64,), 10), x, y, steps=80).eval())
     with tn.no_grad():
         print(f"member {k}: {accuracy(members[-1](x_test).argmax(-1)):.3f}")
 with tn.no_grad():
@@ -495,7 +495,7 @@ x, y = as_batch(train_set, 0, 4000)
 early = models.EarlyExitClassifier(
     stages=[nn.Sequential(nn.Linear(784, 32), nn.ReLU()), nn.Sequential(nn.Linear(32, 64), nn.ReLU())],
     exits=[nn.Linear(32, 10), nn.Linear(64, 10)], threshold=0.9)
-fit(early, x, y, steps=150, loss_fn=lambda m, xb, yb: m.loss(m(xb), yb))
+fit(early, x, y, steps=120, loss_fn=lambda m, xb, yb: m.loss(m(xb), yb))
 early.eval()
 with tn.no_grad():
     logits, exit_index = early(x_test)
@@ -514,7 +514,7 @@ def distil(model, xb, yb):
     with tn.no_grad():
         soft_targets = teacher(xb).clamp(min=1e-8).log()      # log-probabilities act as logits
     return distillation_loss(model(xb), soft_targets, yb, temperature=4.0, alpha=0.7)
-student = fit(models.mlp(784, (16,), 10), x, y, steps=150, loss_fn=distil).eval()
+student = fit(models.mlp(784, (16,), 10), x, y, steps=120, loss_fn=distil).eval()
 with tn.no_grad():
     print(f"student (16 hidden units): {accuracy(student(x_test).argmax(-1)):.3f}")
 report = evaluate_quantization(student, x_test, y_test.numpy(), per_channel=True)
