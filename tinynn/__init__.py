@@ -23,4 +23,4 @@ is_tensor = lambda obj: isinstance(obj, Tensor)  # noqa: E731
 __version__ = "0.1.0"
 
 from .serialization import load, save  # noqa: E402
-from . import cuda, nn, optim, utils  # noqa: E402,F401
+from . import cuda, datasets, nn, optim, transforms, utils  # noqa: E402,F401
