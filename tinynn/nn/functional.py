@@ -111,6 +111,32 @@ def tanh(input: Tensor) -> Tensor:
     return ops.tanh(input)
 
 
+# Fused kernels (normalisation, GELU) come from the kernel registry on cpu float arrays.
+def _kernel(op: str, x):
+    """The implementation of ``op`` for array ``x``: the registry's default (Numba) for
+    float32/float64 NumPy arrays, otherwise the NumPy reference, which also runs on CuPy
+    arrays and any float dtype (both live in ``tinynn/kernels/cpu``)."""
+    from ..backend import kernels
+    if _is_cpu_float(x):
+        return kernels.get(op, "cpu")
+    from ..kernels.cpu import activation, normalization
+    module = normalization if hasattr(normalization, f"{op}_reference") else activation
+    return getattr(module, f"{op}_reference")
+
+
+def _contiguous(a):
+    """``a`` in C order (the kernels index raw memory); no copy when it already is."""
+    return a if a.flags.c_contiguous else get_array_module(a).ascontiguousarray(a)
+
+
+def _flat(a):
+    return None if a is None else a.reshape(-1)
+
+
+def _is_cpu_float(a) -> bool:
+    return isinstance(a, np.ndarray) and a.dtype in (np.float32, np.float64)
+
+
 # The smooth activations below each write their derivative ONCE, as a formula over a
 # small maths namespace: backward evaluates it on raw arrays (fast, the usual case) or,
 # when a graph is being recorded for double backward, with differentiable tinynn ops.
@@ -262,14 +288,30 @@ _GELU_C = 0.044715
 
 
 class Gelu(_Pointwise):
+    """x Phi(x) or its tanh approximation. First-order forward and backward run the fused
+    ``gelu_forward`` / ``gelu_backward`` kernels (tinynn/kernels/cpu/activation.py) on cpu
+    float32/float64; other arrays (CuPy, float16) use the formulas below."""
+
     @classmethod
     def forward(cls, ctx, x, approximate):
+        if _is_cpu_float(x):
+            ctx.save_for_backward(x)
+            ctx.params = (approximate,)
+            return _kernel("gelu_forward", x)(_contiguous(x), approximate)
         if approximate == "tanh":
             return super().forward(ctx, x, approximate)
         ctx.save_for_backward(x)
         ctx.params = (approximate,)
         ctx.cdf = 0.5 * (1.0 + _ArrayMath.erf(x * _INV_SQRT_2))  # Phi(x), kept for backward (erf is costly)
         return (x * ctx.cdf).astype(x.dtype, copy=False)
+
+    @classmethod
+    def backward(cls, ctx, grad):
+        (x,) = ctx.saved_tensors
+        if is_grad_enabled() or not _is_cpu_float(x.data):
+            return super().backward(ctx, grad)
+        g = _contiguous(grad.data).astype(x.dtype, copy=False)
+        return _kernel("gelu_backward", x.data)(g, _contiguous(x.data), ctx.params[0]), None
 
     @classmethod
     def array_derivative(cls, ctx, x):
@@ -483,41 +525,12 @@ def alpha_dropout(input: Tensor, p: float = 0.5, training: bool = False, inplace
 #     xhat = (x - mean) * invstd,   invstd = 1 / sqrt(var + eps)   (biased variance),
 # then scale and shift. Their backward is the same formula over the same axes:
 #     dx = invstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)),   gxhat = g * weight.
-# Each Function keeps xhat from the forward. Backward has two paths with one formula:
-# a fast one on raw arrays (the usual case), and, when a graph is being recorded
-# (create_graph=True, double backward), the same formula in tinynn ops with the
+# Each Function keeps the statistics (mean, invstd) from the forward. Backward has two
+# paths with one formula: a fused kernel on raw arrays (the usual case: ``*_forward`` /
+# ``*_backward`` in tinynn/kernels/cpu/normalization.py), and, when a graph is being
+# recorded (create_graph=True, double backward), the same formula in tinynn ops with the
 # statistics recomputed from x so that they carry their own gradient.
 # =====================================================================================
-def _sum_of_products(a, b, axes: tuple, keepdims: bool = True):
-    """sum(a * b) over ``axes``. (Not einsum, though it skips the temporary: its float32 sums
-    drift by ~1e-4 relative over a million elements, NumPy's pairwise sum by ~1e-7.)"""
-    return (a * b).sum(axis=axes, keepdims=keepdims)
-
-
-def _standardize(x, axes: tuple, eps: float):
-    """Forward on arrays: (xhat, mean, var, invstd), statistics kept as size-1 dims."""
-    xp = get_array_module(x)
-    count = int(np.prod([x.shape[a] for a in axes]))
-    mean = x.mean(axis=axes, keepdims=True)
-    xhat = x - mean
-    var = _sum_of_products(xhat, xhat, axes) / count
-    invstd = (1.0 / xp.sqrt(var + eps)).astype(x.dtype, copy=False)
-    xhat *= invstd
-    return xhat, mean, var, invstd
-
-
-def _standardize_backward_array(grad_xhat, xhat, invstd, axes: tuple):
-    """dx = invstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat)) on raw arrays, in place where possible."""
-    count = int(np.prod([xhat.shape[a] for a in axes]))
-    mean_g = grad_xhat.mean(axis=axes, keepdims=True)
-    mean_gx = _sum_of_products(grad_xhat, xhat, axes) / count
-    grad_x = xhat * -mean_gx
-    grad_x += grad_xhat
-    grad_x -= mean_g
-    grad_x *= invstd
-    return grad_x
-
-
 def _standardize_graph(x: Tensor, axes: tuple, eps: float):
     """xhat and invstd as differentiable functions of ``x`` (for double backward)."""
     mean = x.mean(axes, keepdim=True)
@@ -541,21 +554,18 @@ def _needs(ctx, i: int) -> bool:
 # =====================================================================================
 class BatchNormTrain(Function):
     """Batch norm with the batch's statistics: y = xhat * w + b, statistics over every dim but
-    the channel dim (1). Also returns the batch mean and biased variance (not differentiable)."""
+    the channel dim (1). Also returns the batch mean and biased variance (not differentiable).
+    Kernels ``batch_norm_forward`` / ``batch_norm_backward`` see x as (N, C, L)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
-        axes = (0,) + tuple(range(2, x.ndim))
-        channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        xhat, mean, var, invstd = _standardize(x, axes, eps)
-        y = xhat * weight.reshape(channel_shape) if weight is not None else xhat.copy()
-        if bias is not None:
-            y += bias.reshape(channel_shape)
+        x3 = _contiguous(x).reshape(x.shape[0], x.shape[1], -1)
+        y, mean, invstd, var = _kernel("batch_norm_forward", x3)(x3, weight, bias, eps)
         ctx.save_for_backward(x, weight)
-        ctx.axes, ctx.eps, ctx.xhat, ctx.invstd, ctx.channel_shape = axes, eps, xhat, invstd, channel_shape
-        batch_mean, batch_var = mean.reshape(-1), var.reshape(-1)
-        ctx.mark_non_differentiable(batch_mean, batch_var)
-        return y, batch_mean, batch_var
+        ctx.axes, ctx.eps, ctx.x3, ctx.mean, ctx.invstd = (0,) + tuple(range(2, x.ndim)), eps, x3, mean, invstd
+        ctx.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        ctx.mark_non_differentiable(mean, var)
+        return y.reshape(x.shape), mean, var
 
     @staticmethod
     def backward(ctx, grad, _grad_mean, _grad_var):
@@ -563,20 +573,11 @@ class BatchNormTrain(Function):
         if is_grad_enabled():
             return BatchNormTrain._backward_graph(ctx, grad, x, weight)
         # dw = sum(g xhat), db = sum(g), dx = w invstd (g - mean(g) - xhat mean(g xhat))
-        g, xhat, axes = grad.data, ctx.xhat, ctx.axes
-        count = g.size // g.shape[1]
-        sum_g = g.sum(axis=axes, keepdims=True)
-        sum_gx = _sum_of_products(g, xhat, axes)
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            scale = ctx.invstd if weight is None else ctx.invstd * weight.data.reshape(ctx.channel_shape)
-            grad_x = xhat * (sum_gx * -(1.0 / count))
-            grad_x += g
-            grad_x -= sum_g * (1.0 / count)
-            grad_x *= scale
-        grad_w = sum_gx.reshape(-1) if _needs(ctx, 1) else None
-        grad_b = sum_g.reshape(-1) if _needs(ctx, 2) else None
-        return grad_x, grad_w, grad_b, None
+        g = _contiguous(grad.data).reshape(ctx.x3.shape)
+        grad_x, grad_w, grad_b = _kernel("batch_norm_backward", g)(
+            g, ctx.x3, ctx.mean, ctx.invstd, None if weight is None else weight.data)
+        return (grad_x.reshape(x.shape) if ctx.needs_input_grad[0] else None,
+                grad_w if _needs(ctx, 1) else None, grad_b if _needs(ctx, 2) else None, None)
 
     @staticmethod
     def _backward_graph(ctx, grad, x, weight):
@@ -634,18 +635,17 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
 # Layer / group / RMS / local response normalisation
 # =====================================================================================
 class LayerNormFn(Function):
-    """y = xhat * w + b, standardised over the last ``k`` dims."""
+    """y = xhat * w + b, standardised over the last ``k`` dims. Kernels ``layer_norm_forward`` /
+    ``layer_norm_backward`` see x as (rows, features)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, k, eps):
-        axes = tuple(range(x.ndim - k, x.ndim))
-        xhat, _, _, invstd = _standardize(x, axes, eps)
-        y = xhat * weight if weight is not None else xhat.copy()
-        if bias is not None:
-            y += bias
+        features = int(np.prod(x.shape[x.ndim - k:]))
+        x2d = _contiguous(x).reshape(-1, features)
+        y, mean, rstd = _kernel("layer_norm_forward", x2d)(x2d, _flat(weight), _flat(bias), eps)
         ctx.save_for_backward(x, weight)
-        ctx.axes, ctx.eps, ctx.xhat, ctx.invstd = axes, eps, xhat, invstd
-        return y
+        ctx.axes, ctx.eps, ctx.x2d, ctx.mean, ctx.rstd = tuple(range(x.ndim - k, x.ndim)), eps, x2d, mean, rstd
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -661,16 +661,13 @@ class LayerNormFn(Function):
             if _needs(ctx, 2):
                 grad_b = grad.sum(lead)
             return grad_x, grad_w, grad_b, None, None
-        g, xhat = grad.data, ctx.xhat
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_xhat = g * weight.data if weight is not None else g
-            grad_x = _standardize_backward_array(grad_xhat, xhat, ctx.invstd, ctx.axes)
-        if _needs(ctx, 1):
-            grad_w = _sum_of_products(g, xhat, lead, keepdims=False)
-        if _needs(ctx, 2):
-            grad_b = g.sum(axis=lead)
-        return grad_x, grad_w, grad_b, None, None
+        g = _contiguous(grad.data).reshape(ctx.x2d.shape)
+        grad_x, grad_w, grad_b = _kernel("layer_norm_backward", g)(
+            g, ctx.x2d, ctx.mean, ctx.rstd, None if weight is None else _flat(weight.data))
+        return (grad_x.reshape(x.shape) if ctx.needs_input_grad[0] else None,
+                grad_w.reshape(weight.shape) if _needs(ctx, 1) else None,
+                grad_b.reshape(weight.shape if weight is not None else x.shape[x.ndim - len(ctx.axes):])
+                if _needs(ctx, 2) else None, None, None)
 
 
 def _normalized_shape(normalized_shape) -> tuple:
@@ -690,19 +687,17 @@ def layer_norm(input: Tensor, normalized_shape, weight: Tensor | None = None, bi
 
 class GroupNormFn(Function):
     """Split the channels into groups; standardise each (sample, group) over its channels and
-    positions; then scale and shift per channel."""
+    positions; then scale and shift per channel. Kernels ``group_norm_forward`` /
+    ``group_norm_backward`` see x as (N, C, L)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, groups, eps):
-        grouped_xhat, _, _, invstd = _standardize(x.reshape(x.shape[0], groups, -1), (2,), eps)
-        xhat = grouped_xhat.reshape(x.shape)
-        channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
-        y = xhat * weight.reshape(channel_shape) if weight is not None else xhat.copy()
-        if bias is not None:
-            y += bias.reshape(channel_shape)
+        x3 = _contiguous(x).reshape(x.shape[0], x.shape[1], -1)
+        y, mean, rstd = _kernel("group_norm_forward", x3)(x3, weight, bias, groups, eps)
         ctx.save_for_backward(x, weight)
-        ctx.groups, ctx.eps, ctx.xhat, ctx.invstd, ctx.channel_shape = groups, eps, xhat, invstd, channel_shape
-        return y
+        ctx.groups, ctx.eps, ctx.x3, ctx.mean, ctx.rstd = groups, eps, x3, mean, rstd
+        ctx.channel_shape = (1, x.shape[1]) + (1,) * (x.ndim - 2)
+        return y.reshape(x.shape)
 
     @staticmethod
     def backward(ctx, grad):
@@ -721,17 +716,11 @@ class GroupNormFn(Function):
             if _needs(ctx, 2):
                 grad_b = grad.sum(channel_axes)
             return grad_x, grad_w, grad_b, None, None
-        g, xhat = grad.data, ctx.xhat
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_xhat = g * weight.data.reshape(ctx.channel_shape) if weight is not None else g
-            grad_x = _standardize_backward_array(grad_xhat.reshape(n, ctx.groups, -1),
-                                                 xhat.reshape(n, ctx.groups, -1), ctx.invstd, (2,)).reshape(shape)
-        if _needs(ctx, 1):
-            grad_w = _sum_of_products(g, xhat, channel_axes, keepdims=False)
-        if _needs(ctx, 2):
-            grad_b = g.sum(axis=channel_axes)
-        return grad_x, grad_w, grad_b, None, None
+        g = _contiguous(grad.data).reshape(ctx.x3.shape)
+        grad_x, grad_w, grad_b = _kernel("group_norm_backward", g)(
+            g, ctx.x3, ctx.mean, ctx.rstd, None if weight is None else weight.data, ctx.groups)
+        return (grad_x.reshape(shape) if ctx.needs_input_grad[0] else None,
+                grad_w if _needs(ctx, 1) else None, grad_b if _needs(ctx, 2) else None, None, None)
 
 
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None, bias: Tensor | None = None,

@@ -346,25 +346,19 @@ class Erf(Function):
         return grad * exp(-(a * a)) * (2.0 / math.sqrt(math.pi))
 
 
-_erf_ufunc = None
-
-
 def _erf_array(a):
-    """erf on arrays: NumPy has none, so a Numba ufunc of math.erf on cpu, CuPy's on cuda."""
-    global _erf_ufunc
-    if not isinstance(a, np.ndarray):
+    """erf on arrays: NumPy has none, so the registry's cpu ``erf`` kernel (Numba, see
+    tinynn/kernels/cpu/activation.py) on cpu, CuPy's on cuda."""
+    if not isinstance(a, (np.ndarray, np.generic)):
         import cupyx.scipy.special
         return cupyx.scipy.special.erf(a)
-    if _erf_ufunc is None:
-        import numba
-
-        @numba.vectorize(["float32(float32)", "float64(float64)"], cache=True)
-        def erf_ufunc(x):
-            return math.erf(x)
-        _erf_ufunc = erf_ufunc
+    from ..backend import kernels
+    a = np.asarray(a)
     if a.dtype == np.float16:
-        return _erf_ufunc(a.astype(np.float32)).astype(np.float16)
-    return _erf_ufunc(a)
+        return _erf_array(a.astype(np.float32)).astype(np.float16)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float64)
+    return kernels.get("erf", "cpu")(a if a.flags.c_contiguous else np.ascontiguousarray(a))
 
 
 class ZeroGradient(Function):

@@ -31,3 +31,4 @@ def _set_numba_cache_dir() -> None:
 _set_numba_cache_dir()
 
 from . import attention, conv, pooling  # noqa: E402,F401  (importing registers the kernels)
+from . import activation, normalization  # noqa: E402,F401
