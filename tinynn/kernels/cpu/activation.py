@@ -39,7 +39,8 @@ _erf_object_ufunc = np.frompyfunc(math.erf, 1, 1)
 
 @register("erf", "reference", device="cpu", priority=0)
 def erf_reference(x):
-    return _erf_object_ufunc(x).astype(x.dtype)
+    x = np.asarray(x)
+    return np.asarray(_erf_object_ufunc(x), dtype=np.float64).astype(x.dtype)
 
 
 def _gelu_tanh_inner(x):
@@ -50,8 +51,8 @@ def _gelu_tanh_inner(x):
 def gelu_forward_reference(x, approximate: str = "none"):
     """GELU of ``x``: x Phi(x) (``approximate="none"``) or its tanh approximation."""
     if approximate == "tanh":
-        return (0.5 * x * (1.0 + _gelu_tanh_inner(x))).astype(x.dtype, copy=False)
-    return (x * (0.5 * (1.0 + erf_reference(x * _INV_SQRT_2)))).astype(x.dtype, copy=False)
+        return np.asarray(0.5 * x * (1.0 + _gelu_tanh_inner(x)), dtype=x.dtype)
+    return np.asarray(x * (0.5 * (1.0 + erf_reference(x * _INV_SQRT_2))), dtype=x.dtype)
 
 
 @register("gelu_backward", "reference", device="cpu", priority=0)
@@ -62,7 +63,7 @@ def gelu_backward_reference(grad_y, x, approximate: str = "none"):
         slope = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * _SQRT_2_OVER_PI * (1.0 + 3 * _GELU_C * x * x)
     else:
         slope = 0.5 * (1.0 + erf_reference(x * _INV_SQRT_2)) + x * np.exp(-0.5 * x * x) * _INV_SQRT_2PI
-    return (grad_y * slope).astype(x.dtype, copy=False)
+    return np.asarray(grad_y * slope, dtype=x.dtype)
 
 
 # ======================================================================================
@@ -73,8 +74,8 @@ def gelu_backward_reference(grad_y, x, approximate: str = "none"):
 @njit(cache=True, inline="always", error_model="numpy")
 def _erf_rational(v):
     """erf(v) to 6.5e-8 (float32 accuracy): p(v) / q(v) on v clamped to [-4, 4]."""
-    v = v if v < 4.0 else 4.0
-    v = v if v > -4.0 else -4.0
+    v = 4.0 if v > 4.0 else v  # written so that NaN falls through both clamps
+    v = -4.0 if v < -4.0 else v
     v2 = v * v
     p = -2.72614225801306e-10
     p = p * v2 + 2.77068142495902e-08
@@ -88,15 +89,17 @@ def _erf_rational(v):
     q = q * v2 - 1.68282697438203e-03
     q = q * v2 - 7.37332916720468e-03
     q = q * v2 - 1.42647390514189e-02
-    return v * p / q
+    r = v * p / q
+    r = 1.0 if r > 1.0 else r  # the approximation overshoots |erf| <= 1 by < 1e-7 near the clamp
+    return -1.0 if r < -1.0 else r
 
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _exp_by_squaring(v):
     """e^v for v clamped to [-80, 80], to ~1e-13 relative: (e^(v/256))^256, e^(v/256) by its
     degree-10 Taylor polynomial (|v/256| < 0.32). Unlike libm's exp, it vectorises."""
-    v = v if v < 80.0 else 80.0
-    v = v if v > -80.0 else -80.0
+    v = 80.0 if v > 80.0 else v  # NaN falls through
+    v = -80.0 if v < -80.0 else v
     z = v * (1.0 / 256.0)
     e = 1.0 / 3628800.0
     e = e * z + 1.0 / 362880.0
