@@ -90,14 +90,17 @@ def _vm_kib(field: str) -> int:
 
 
 def _probe_memory(name: str, framework: str) -> None:
-    """(Runs in the child.) Build the model, then report how far the resident set's high-water
-    mark rises above the pre-training RSS during 3 training steps (grads, optimizer state,
-    activations and allocator slack included)."""
+    """(Runs in the child.) Build the model, take one warm-up step, then report how far the
+    resident set's high-water mark rises above that during 3 more training steps
+    (activations, gradients, temporaries and allocator slack). The warm-up keeps one-off
+    costs out of the figure: Numba loading its compiled kernels (LLVM), PyTorch's lazy
+    initialisation, and the optimizer state, which both sides then hold alike."""
     from .workloads import build_tinynn, build_torch
     work = build_torch(name) if framework == "torch" else build_tinynn(name)
     if framework == "torch":
         import torch
         torch.set_num_threads(int(THREADS))
+    work.step()
     before = _vm_kib("VmRSS")
     try:
         with open("/proc/self/clear_refs", "w") as f:
