@@ -310,7 +310,7 @@ class Gelu(_Pointwise):
         (x,) = ctx.saved_tensors
         if is_grad_enabled() or not _is_cpu_float(x.data):
             return super().backward(ctx, grad)
-        g = _contiguous(grad.data).astype(x.dtype, copy=False)
+        g = _contiguous(grad.data.astype(x.dtype, copy=False))
         return _kernel("gelu_backward", x.data)(g, _contiguous(x.data), ctx.params[0]), None
 
     @classmethod
@@ -573,7 +573,7 @@ class BatchNormTrain(Function):
         if is_grad_enabled():
             return BatchNormTrain._backward_graph(ctx, grad, x, weight)
         # dw = sum(g xhat), db = sum(g), dx = w invstd (g - mean(g) - xhat mean(g xhat))
-        g = _contiguous(grad.data).reshape(ctx.x3.shape)
+        g = _contiguous(grad.data.astype(ctx.x3.dtype, copy=False)).reshape(ctx.x3.shape)
         grad_x, grad_w, grad_b = _kernel("batch_norm_backward", g)(
             g, ctx.x3, ctx.mean, ctx.invstd, None if weight is None else weight.data)
         return (grad_x.reshape(x.shape) if ctx.needs_input_grad[0] else None,
@@ -661,7 +661,7 @@ class LayerNormFn(Function):
             if _needs(ctx, 2):
                 grad_b = grad.sum(lead)
             return grad_x, grad_w, grad_b, None, None
-        g = _contiguous(grad.data).reshape(ctx.x2d.shape)
+        g = _contiguous(grad.data.astype(ctx.x2d.dtype, copy=False)).reshape(ctx.x2d.shape)
         grad_x, grad_w, grad_b = _kernel("layer_norm_backward", g)(
             g, ctx.x2d, ctx.mean, ctx.rstd, None if weight is None else _flat(weight.data))
         return (grad_x.reshape(x.shape) if ctx.needs_input_grad[0] else None,
@@ -716,7 +716,7 @@ class GroupNormFn(Function):
             if _needs(ctx, 2):
                 grad_b = grad.sum(channel_axes)
             return grad_x, grad_w, grad_b, None, None
-        g = _contiguous(grad.data).reshape(ctx.x3.shape)
+        g = _contiguous(grad.data.astype(ctx.x3.dtype, copy=False)).reshape(ctx.x3.shape)
         grad_x, grad_w, grad_b = _kernel("group_norm_backward", g)(
             g, ctx.x3, ctx.mean, ctx.rstd, None if weight is None else weight.data, ctx.groups)
         return (grad_x.reshape(shape) if ctx.needs_input_grad[0] else None,
