@@ -16,6 +16,7 @@ SMALL_MODELS = {
     "mlp_bn": (lambda: models.mlp(784, (32, 16), 10, batch_norm=True, activation="tanh"), 1, 28),
     "lenet5": (lambda: models.lenet5(), 1, 28),
     "lenet5_original": (lambda: models.lenet5(activation="tanh", pool="avg"), 1, 28),
+    "small_cnn": (lambda: models.small_cnn(width=8), 1, 28),
     "resnet18_cifar": (lambda: models.resnet18_cifar(num_classes=10), 3, 8),
     "mobilenet_v2_small": (lambda: models.mobilenet_v2(10, width_mult=0.25, in_channels=1, small_input=True,
                                                        dropout=0.0), 1, 28),

@@ -13,7 +13,7 @@ from .alexnet import AlexNet, alexnet
 from .dcgan import DCGANDiscriminator, DCGANGenerator, train_dcgan
 from .densenet import DenseNet, densenet121, densenet_cifar
 from .googlenet import GoogLeNet, GoogLeNetOutputs, googlenet, googlenet_loss
-from .mlp import LeNet5, lenet5, mlp
+from .mlp import LeNet5, lenet5, mlp, small_cnn
 from .mobilenet import InvertedResidual, MobileNetV2, mobilenet_v2
 from .patterns import DenseBlock, EarlyExitClassifier, Ensemble, MultiTaskModel, Residual
 from .positional import (LearnedPositionalEmbedding, RotaryEmbedding, SinusoidalPositionalEncoding, alibi_bias,
@@ -31,7 +31,7 @@ from .vgg import VGG, vgg11, vgg16, vgg16_bn, vgg19
 
 __all__ = [
     "count_parameters",
-    "mlp", "lenet5", "LeNet5", "alexnet", "AlexNet", "vgg11", "vgg16", "vgg16_bn", "vgg19", "VGG",
+    "mlp", "lenet5", "LeNet5", "small_cnn", "alexnet", "AlexNet", "vgg11", "vgg16", "vgg16_bn", "vgg19", "VGG",
     "googlenet", "GoogLeNet", "GoogLeNetOutputs", "googlenet_loss",
     "resnet18", "resnet34", "resnet50", "resnet18_cifar", "resnet34_cifar", "ResNet", "BasicBlock", "Bottleneck",
     "densenet121", "densenet_cifar", "DenseNet", "mobilenet_v2", "MobileNetV2", "InvertedResidual",
