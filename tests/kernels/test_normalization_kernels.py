@@ -133,3 +133,14 @@ def test_layers_match_float64_reference_through_either_kernel(op, fn, channels, 
         results.append([y.data, leaf.grad.data, wt.grad.data, bt.grad.data])
     for got, want in zip(*results):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=op)
+
+
+def test_batch_norm_variance_with_a_large_mean_and_small_spread():
+    """The numba kernel's one-pass variance (sums shifted by a sample) against the reference's
+    two-pass one, where var = E[x^2] - E[x]^2 without the shift would lose every digit."""
+    x = np.random.default_rng(4).standard_normal((8, 3, 50)) * 1e-3 + 1e4
+    _, mean, invstd, var = kernels.get("batch_norm_forward")(x, None, None, 0.0)
+    _, mean_ref, invstd_ref, var_ref = _run("reference", "batch_norm_forward", x, None, None, 0.0)
+    np.testing.assert_allclose(mean, mean_ref, rtol=1e-14)
+    np.testing.assert_allclose(var, var_ref, rtol=1e-7)
+    np.testing.assert_allclose(invstd, invstd_ref, rtol=1e-7)

@@ -296,9 +296,15 @@ def batch_norm_backward_reference(grad_y, x, mean, invstd, weight):
 
 
 @njit(cache=True, fastmath=_FAST)
-def _channel_sums_numba(x, shift):
-    """Per channel: sum(x - shift[c]) and sum((x - shift[c])^2), in float64."""
+def _batch_norm_forward_numba(x, w, b, eps, y, mean, invstd, var):
     batch, channels, length = x.shape
+    count = batch * length
+    # One pass for the statistics: sums of d = x - shift and d^2 in float64, shifted by one
+    # sample of each channel so that var = mean(d^2) - mean(d)^2 does not cancel catastrophically
+    # when the mean is large against the spread.
+    shift = np.empty(channels)
+    for c in range(channels):
+        shift[c] = x[0, c, 0]
     sums = np.zeros(channels)
     squares = np.zeros(channels)
     for n in range(batch):
@@ -311,25 +317,17 @@ def _channel_sums_numba(x, shift):
                 q += d * d
             sums[c] += s
             squares[c] += q
-    return sums, squares
-
-
-@njit(cache=True, fastmath=_FAST)
-def _batch_norm_forward_numba(x, w, b, eps, y, mean, invstd, var):
-    batch, channels, length = x.shape
-    count = batch * length
-    sums, _ = _channel_sums_numba(x, np.zeros(channels))
-    m = sums / count
-    _, squares = _channel_sums_numba(x, m)  # second pass: centred squares, no cancellation
-    v = squares / count
+    mean_d = sums / count
+    m = shift + mean_d
+    v = np.maximum(squares / count - mean_d * mean_d, 0.0)
     inv = 1.0 / np.sqrt(v + eps)
-    scale = inv * w  # y = x * scale + shift
-    shift = b - m * scale
+    scale = inv * w  # second pass: y = x * scale + shift
+    offset = b - m * scale
     for n in range(batch):
         for c in range(channels):
-            sc, sh = scale[c], shift[c]
+            sc, off = scale[c], offset[c]
             for i in range(length):
-                y[n, c, i] = x[n, c, i] * sc + sh
+                y[n, c, i] = x[n, c, i] * sc + off
     mean[:] = m
     invstd[:] = inv
     var[:] = v
