@@ -66,7 +66,7 @@ def lenet5(num_classes: int = 10, in_channels: int = 1, activation: str = "relu"
     return LeNet5(num_classes, in_channels, activation, pool)
 
 
-def small_cnn(num_classes: int = 10, in_channels: int = 1, width: int = 32, batch_norm: bool = True,
+def small_cnn(num_classes: int = 10, in_channels: int = 1, width: int = 16, batch_norm: bool = True,
               dropout: float = 0.25) -> nn.Sequential:
     """A two-block CNN with batch normalisation for 28×28 images (Fashion-MNIST's benchmark
     table lists such 2-conv CNNs at 0.916–0.939):
