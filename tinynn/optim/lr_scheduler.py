@@ -115,21 +115,29 @@ class LRScheduler:
         self.__dict__.update(state_dict)
 
 
+def _one_lambda_per_group(scheduler: str, optimizer: Optimizer, lr_lambda) -> list:
+    """``lr_lambda`` as a list with one function per parameter group (a single function is repeated);
+    raises if a list has the wrong length or holds something that is not callable."""
+    groups = len(optimizer.param_groups)
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != groups:
+            raise ValueError(f"Expected {groups} lr_lambdas, but got {len(lr_lambda)}")
+        lr_lambdas = list(lr_lambda)
+    else:
+        lr_lambdas = [lr_lambda] * groups
+    for fn in lr_lambdas:
+        if not callable(fn):
+            raise TypeError(f"{scheduler}: lr_lambda should be a function, got {type(fn).__name__}")
+    return lr_lambdas
+
+
 class LambdaLR(LRScheduler):
     """``lr = base_lr * lr_lambda(epoch)`` (one function, or one per parameter group)."""
 
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
                  last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"LambdaLR: lr_lambda should be a function, got {type(fn).__name__}")
+        self.lr_lambdas = _one_lambda_per_group("LambdaLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
@@ -161,15 +169,7 @@ class MultiplicativeLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
                  last_epoch: int = -1) -> None:
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"Expected {len(optimizer.param_groups)} lr_lambdas, but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
-        for fn in self.lr_lambdas:
-            if not callable(fn):
-                raise TypeError(f"MultiplicativeLR: lr_lambda should be a function, got {type(fn).__name__}")
+        self.lr_lambdas = _one_lambda_per_group("MultiplicativeLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     state_dict = LambdaLR.state_dict
