@@ -8,6 +8,11 @@ Importing this package registers them in ``tinynn.backend.kernels``.
     avg_pool2d_forward / _backward,
     adaptive_avg_pool2d_forward / _backward, adaptive_max_pool2d_forward
     attention_forward / _backward        blocked (query blocks, in place), reference (full score matrix)
+    layer_norm_forward / _backward,      numba (one or two passes, float64 sums), reference (NumPy)
+    group_norm_forward / _backward,
+    batch_norm_forward / _backward
+    erf, gelu_forward / _backward        numba (vectorised; float64 through libm), reference (NumPy)
+    optim_sgd, optim_adam, ...           numba (fused single pass), reference (registered by tinynn.optim)
 
 Numba caches compiled kernels next to their source (``cache=True``). When the
 package directory is not writable (a system-wide install), compiled kernels go to
@@ -30,5 +35,4 @@ def _set_numba_cache_dir() -> None:
 
 _set_numba_cache_dir()
 
-from . import attention, conv, pooling  # noqa: E402,F401  (importing registers the kernels)
-from . import activation, normalization  # noqa: E402,F401
+from . import activation, attention, conv, normalization, pooling  # noqa: E402,F401  (importing registers them)
