@@ -30,38 +30,16 @@ def best_time_us(fn, repeat: int) -> float:
     return min(timer.repeat(repeat=repeat, number=number)) / number * 1e6
 
 
-def tinynn_cases():
-    import tinynn as tn
+def make_cases(lib) -> dict:
+    """The benchmark cases for ``lib`` (``tinynn`` or ``torch``: both have ``tensor`` and ``no_grad``),
+    built from the same random data so the two libraries run the very same work."""
     rng = np.random.default_rng(0)
-    a, b = (tn.tensor(rng.standard_normal(10).astype(np.float32)) for _ in range(2))
-    ga, gb = (tn.tensor(rng.standard_normal(10).astype(np.float32), requires_grad=True) for _ in range(2))
-    x, w = (tn.tensor(rng.standard_normal((256, 256)).astype(np.float32), requires_grad=True) for _ in range(2))
+    a, b = (lib.tensor(rng.standard_normal(10).astype(np.float32)) for _ in range(2))
+    ga, gb = (lib.tensor(rng.standard_normal(10).astype(np.float32), requires_grad=True) for _ in range(2))
+    x, w = (lib.tensor(rng.standard_normal((256, 256)).astype(np.float32), requires_grad=True) for _ in range(2))
 
     def add_no_grad():
-        with tn.no_grad():
-            return a + b
-
-    def add_backward():
-        (ga + gb).sum().backward()
-
-    def matmul_backward():
-        (x @ w).sum().backward()
-
-    return {"a + b (10 floats), forward, no grad": add_no_grad,
-            "a + b (10 floats), forward, grad recorded": lambda: ga + gb,
-            "(a + b).sum() forward + backward": add_backward,
-            "256x256 matmul forward + backward": matmul_backward}
-
-
-def torch_cases():
-    import torch
-    rng = np.random.default_rng(0)
-    a, b = (torch.tensor(rng.standard_normal(10).astype(np.float32)) for _ in range(2))
-    ga, gb = (torch.tensor(rng.standard_normal(10).astype(np.float32), requires_grad=True) for _ in range(2))
-    x, w = (torch.tensor(rng.standard_normal((256, 256)).astype(np.float32), requires_grad=True) for _ in range(2))
-
-    def add_no_grad():
-        with torch.no_grad():
+        with lib.no_grad():
             return a + b
 
     def add_backward():
@@ -82,11 +60,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads (NumPy's BLAS reads OMP_NUM_THREADS, default 2)")
     args = parser.parse_args()
 
-    ours = tinynn_cases()
+    import tinynn
+    ours = make_cases(tinynn)
     try:
         import torch
         torch.set_num_threads(args.threads)
-        theirs = torch_cases()
+        theirs = make_cases(torch)
     except ImportError:
         print("PyTorch is not installed (pip install torch): tinynn figures only")
         theirs = {}
