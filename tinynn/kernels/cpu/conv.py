@@ -149,6 +149,15 @@ def conv2d_backward_weight_reference(grad_y, x, w_shape, stride, padding, dilati
 # index for negative wrap-around, which stops LLVM from vectorising the copy. With
 # uint64 indices the copies vectorise (measured 3x faster).
 
+@njit(cache=True, nogil=True)
+def _inside_columns(shift_w, sw, W, OW):
+    """The output columns ow_lo <= ow < ow_hi whose input column ow*sw + shift_w lies inside
+    the image (0 <= ow*sw + shift_w < W); the others read padding."""
+    ow_lo = min(OW, max(0, (-shift_w + sw - 1) // sw))
+    ow_hi = max(ow_lo, min(OW, (W - 1 - shift_w) // sw + 1))
+    return ow_lo, ow_hi
+
+
 @njit(cache=True, boundscheck=False, nogil=True)
 def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_stride, cols, n_begin, n_end):
     """cols.flat[row * row_stride + n * image_stride + oh*OW + ow] = x[n, c, oh*sh - ph + kh*dh, ow*sw - pw + kw*dw]
@@ -163,9 +172,7 @@ def _im2col_kernel(x, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, image_
                 for kw in range(KW):
                     row_start = ((c * KH + kh) * KW + kw) * row_stride + n * image_stride
                     shift_w = kw * dw - pw
-                    # output columns whose input column lies inside the image: 0 <= ow*sw + shift_w < W
-                    ow_lo = min(OW, max(0, (-shift_w + sw - 1) // sw))
-                    ow_hi = max(ow_lo, min(OW, (W - 1 - shift_w) // sw + 1))
+                    ow_lo, ow_hi = _inside_columns(shift_w, sw, W, OW)
                     for oh in range(OH):
                         ih = oh * sh - ph + kh * dh
                         dst = uint64(row_start + oh * OW)
@@ -197,8 +204,7 @@ def _col2im_kernel(cols, KH, KW, sh, sw, ph, pw, dh, dw, OH, OW, row_stride, ima
                 for kw in range(KW):
                     row_start = ((c * KH + kh) * KW + kw) * row_stride + n * image_stride
                     shift_w = kw * dw - pw
-                    ow_lo = min(OW, max(0, (-shift_w + sw - 1) // sw))
-                    ow_hi = max(ow_lo, min(OW, (W - 1 - shift_w) // sw + 1))
+                    ow_lo, ow_hi = _inside_columns(shift_w, sw, W, OW)
                     for oh in range(OH):
                         ih = oh * sh - ph + kh * dh
                         if ih < 0 or ih >= H:
