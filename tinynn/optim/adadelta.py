@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from ..backend import kernels
 from ..backend.device import get_array_module
-from .optimizer import Optimizer, ParamsT, check_non_negative
+from .optimizer import Optimizer, ParamsT, check_non_negative, decayed_grad
 
 __all__ = ["Adadelta"]
 
@@ -50,10 +50,7 @@ def adadelta_update(param, grad, state: dict, *, lr: float, rho: float, eps: flo
     if not state:
         state.update(step=0, square_avg=xp.zeros_like(param), acc_delta=xp.zeros_like(param))
     state["step"] += 1
-    if maximize:
-        grad = xp.negative(grad)
-    if weight_decay != 0:
-        grad = grad + weight_decay * param                 # g + wd * p
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize)  # g + wd * p
     square_avg, acc_delta = state["square_avg"], state["acc_delta"]
     square_avg *= rho
     square_avg += (1 - rho) * grad * grad                  # v = rho * v + (1 - rho) * g^2

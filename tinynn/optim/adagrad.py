@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from ..backend import kernels
 from ..backend.device import get_array_module
-from .optimizer import Optimizer, ParamsT, check_non_negative
+from .optimizer import Optimizer, ParamsT, check_non_negative, decayed_grad
 
 __all__ = ["Adagrad"]
 
@@ -64,12 +64,7 @@ def adagrad_update(param, grad, state: dict, *, lr: float, lr_decay: float, eps:
     xp = get_array_module(param)
     state["step"] += 1
     step = state["step"]
-    if maximize:
-        grad = xp.negative(grad)
-    if weight_decay != 0:
-        decayed = xp.multiply(param, weight_decay)
-        decayed += grad                                   # g + wd * p
-        grad = decayed
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize)  # g + wd * p
 
     clr = lr / (1 + (step - 1) * lr_decay)
     square_sum = state["sum"]

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from ..backend import kernels
 from ..backend.device import get_array_module
-from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, lerp_
+from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, decayed_grad, lerp_
 
 __all__ = ["Adam", "AdamW"]
 
@@ -89,15 +89,8 @@ def adam_update(param, grad, state: dict, *, lr: float, beta1: float, beta2: flo
     step = state["step"]
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
 
-    if maximize:
-        grad = xp.negative(grad)
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay                # AdamW: p * (1 - lr * wd)
-        else:
-            decayed = xp.multiply(param, weight_decay)
-            decayed += grad                               # Adam: g + wd * p
-            grad = decayed
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize, lr=lr,
+                        decoupled_weight_decay=decoupled_weight_decay)
 
     scratch = xp.empty_like(param)                        # the one temporary of this step
     lerp_(exp_avg, grad, 1 - beta1, scratch)              # m = beta1 * m + (1 - beta1) * g

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from ..backend import kernels
 from ..backend.device import get_array_module
-from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, lerp_
+from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, decayed_grad, lerp_
 
 __all__ = ["Adamax"]
 
@@ -52,10 +52,7 @@ def adamax_update(param, grad, state: dict, *, lr: float, beta1: float, beta2: f
     if not state:
         state.update(step=0, exp_avg=xp.zeros_like(param), exp_inf=xp.zeros_like(param))
     state["step"] += 1
-    if maximize:
-        grad = xp.negative(grad)
-    if weight_decay != 0:
-        grad = grad + weight_decay * param                 # g + wd * p
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize)  # g + wd * p
     exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
     scratch = xp.empty_like(param)
     lerp_(exp_avg, grad, 1 - beta1, scratch)               # m = beta1 * m + (1 - beta1) * g

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from ..backend import kernels
 from ..backend.device import get_array_module
-from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, lerp_
+from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, decayed_grad, lerp_
 
 __all__ = ["NAdam"]
 
@@ -62,13 +62,8 @@ def nadam_update(param, grad, state: dict, *, lr: float, beta1: float, beta2: fl
         state.update(step=0, mu_product=1.0, exp_avg=xp.zeros_like(param), exp_avg_sq=xp.zeros_like(param))
     state["step"] += 1
     step = state["step"]
-    if maximize:
-        grad = xp.negative(grad)
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize, lr=lr,
+                        decoupled_weight_decay=decoupled_weight_decay)
     mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
     mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * momentum_decay))
     state["mu_product"] *= mu

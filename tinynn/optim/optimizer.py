@@ -320,6 +320,24 @@ def check_beta(optimizer: str, name: str, value: float) -> None:
         raise ValueError(f"{optimizer}: invalid {name}: {value!r} (expected 0 <= {name} < 1)")
 
 
+def decayed_grad(param, grad, *, weight_decay: float, maximize: bool, lr: float = 0.0,
+                 decoupled_weight_decay: bool = False):
+    """The gradient a step follows: ``-grad`` when maximizing, then weight decay, either
+    classic (L2: ``g + weight_decay * p``) or decoupled (AdamW: ``p *= 1 - lr * weight_decay``
+    in place, ``g`` left as is). The caller's ``grad`` array is never modified."""
+    xp = get_array_module(param)
+    if maximize:
+        grad = xp.negative(grad)
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay                # p * (1 - lr * wd)
+        else:
+            decayed = xp.multiply(param, weight_decay)
+            decayed += grad                               # g + wd * p
+            grad = decayed
+    return grad
+
+
 def lerp_(start, end, weight: float, scratch) -> None:
     """``start <- start + weight * (end - start)`` in place, as ``torch.lerp_`` rounds it.
 

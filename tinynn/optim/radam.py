@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from ..backend import kernels
 from ..backend.device import get_array_module
-from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, lerp_
+from .optimizer import Optimizer, ParamsT, check_beta, check_non_negative, decayed_grad, lerp_
 
 __all__ = ["RAdam"]
 
@@ -58,13 +58,8 @@ def radam_update(param, grad, state: dict, *, lr: float, beta1: float, beta2: fl
         state.update(step=0, exp_avg=xp.zeros_like(param), exp_avg_sq=xp.zeros_like(param))
     state["step"] += 1
     step = state["step"]
-    if maximize:
-        grad = xp.negative(grad)
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            grad = grad + weight_decay * param
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize, lr=lr,
+                        decoupled_weight_decay=decoupled_weight_decay)
     exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
     scratch = xp.empty_like(param)
     lerp_(exp_avg, grad, 1 - beta1, scratch)               # m = beta1 * m + (1 - beta1) * g

@@ -5,7 +5,7 @@ from typing import Any, Callable
 
 from ..backend import kernels
 from ..backend.device import get_array_module
-from .optimizer import Optimizer, ParamsT, check_non_negative, lerp_
+from .optimizer import Optimizer, ParamsT, check_non_negative, decayed_grad, lerp_
 
 __all__ = ["RMSprop"]
 
@@ -63,12 +63,7 @@ def rmsprop_update(param, grad, state: dict, *, lr: float, alpha: float, eps: fl
     if not state:
         init_rmsprop_state(param, state, momentum, centered)
     state["step"] += 1
-    if maximize:
-        grad = xp.negative(grad)
-    if weight_decay != 0:
-        decayed = xp.multiply(param, weight_decay)
-        decayed += grad                                   # g + wd * p
-        grad = decayed
+    grad = decayed_grad(param, grad, weight_decay=weight_decay, maximize=maximize)  # g + wd * p
 
     square_avg = state["square_avg"]
     scratch = xp.multiply(grad, grad)
