@@ -105,6 +105,8 @@ class Conv2dGradWeight(Function):
 # --------------------------------------------------------------------------------------
 
 def _pair(value: IntOrPair, name: str, op: str, n: int = 2) -> tuple:
+    """``value`` as a tuple of ``n`` ints: an int (or a 1-tuple) is repeated; other lengths raise,
+    naming ``op`` and the argument. Shared with ops/pooling.py."""
     if isinstance(value, (int, np.integer)):
         return (int(value),) * n
     value = tuple(int(v) for v in value)

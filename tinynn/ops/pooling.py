@@ -18,6 +18,7 @@ import numpy as np
 from ..autograd import Function
 from ..backend import kernels
 from ..backend.device import device_of_array
+from .conv import _pair
 
 IntOrPair = Union[int, Sequence[int]]
 
@@ -100,17 +101,6 @@ class AvgPool2dGrad(Function):
 # --------------------------------------------------------------------------------------
 # argument handling
 # --------------------------------------------------------------------------------------
-
-def _pair(value, name: str, op: str, n: int = 2) -> tuple:
-    if isinstance(value, (int, np.integer)):
-        return (int(value),) * n
-    value = tuple(int(v) for v in value)
-    if len(value) == 1:
-        return value * n
-    if len(value) != n:
-        raise ValueError(f"{op}: {name} must be an int or a tuple of {n} ints, got {value}")
-    return value
-
 
 def _batched(x, op: str):
     """(N, C, H, W) or unbatched (C, H, W) -> 4-d input, and whether to squeeze the result."""
