@@ -67,6 +67,17 @@ def _tile_size(head_dim: int, value_dim: int, itemsize: int) -> int:
 
 
 # ----------------------------------------------------------------------------- fused kernels
+@cuda.jit(device=True)
+def _load_tile(tile_rows, source, b, h, tile_start, length, dim, thread, zero):
+    """Cooperative load into shared memory: the block's threads together copy rows
+    ``tile_start .. tile_start + tile`` of ``source[b, h]`` (their first ``dim`` columns) into
+    ``tile_rows``; rows past ``length`` are zeros. The caller synchronises afterwards."""
+    tile = tile_rows.shape[0]
+    for index in range(thread, tile * dim, tile):
+        i, e = index // dim, index % dim
+        tile_rows[i, e] = source[b, h, tile_start + i, e] if tile_start + i < length else zero
+
+
 @functools.lru_cache(maxsize=None)
 def _forward_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: str):
     """The fused forward kernel for one (tile, padded head sizes, dtype), compiled on first launch."""
@@ -98,12 +109,8 @@ def _forward_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: str):
         # causal: no row of this block looks past the block's last row
         key_end = min(key_len, (cuda.blockIdx.y + 1) * tile) if is_causal else key_len
         for tile_start in range(0, key_end, tile):
-            for index in range(thread, tile * e_dim, tile):  # cooperative loads
-                j, e = index // e_dim, index % e_dim
-                k_tile[j, e] = k[b, h, tile_start + j, e] if tile_start + j < key_len else zero
-            for index in range(thread, tile * ev_dim, tile):
-                j, e = index // ev_dim, index % ev_dim
-                v_tile[j, e] = v[b, h, tile_start + j, e] if tile_start + j < key_len else zero
+            _load_tile(k_tile, k, b, h, tile_start, key_len, e_dim, thread, zero)
+            _load_tile(v_tile, v, b, h, tile_start, key_len, ev_dim, thread, zero)
             cuda.syncthreads()
 
             if active:
@@ -182,12 +189,8 @@ def _backward_key_kernel(tile: int, head_dim: int, value_dim: int, dtype_name: s
         # causal: query rows before this block's first key never see it
         query_start = cuda.blockIdx.y * tile if is_causal else 0
         for tile_start in range(query_start, query_len, tile):
-            for index in range(thread, tile * e_dim, tile):
-                i, e = index // e_dim, index % e_dim
-                q_tile[i, e] = q[b, h, tile_start + i, e] if tile_start + i < query_len else zero
-            for index in range(thread, tile * ev_dim, tile):
-                i, e = index // ev_dim, index % ev_dim
-                grad_out_tile[i, e] = grad_out[b, h, tile_start + i, e] if tile_start + i < query_len else zero
+            _load_tile(q_tile, q, b, h, tile_start, query_len, e_dim, thread, zero)
+            _load_tile(grad_out_tile, grad_out, b, h, tile_start, query_len, ev_dim, thread, zero)
             row = tile_start + thread
             lse_tile[thread] = lse[b, h, row] if row < query_len else minus_inf
             delta_tile[thread] = delta[b, h, row] if row < query_len else zero
@@ -255,12 +258,8 @@ def _backward_query_kernel(tile: int, head_dim: int, value_dim: int, dtype_name:
 
         key_end = min(key_len, (cuda.blockIdx.y + 1) * tile) if is_causal else key_len
         for tile_start in range(0, key_end, tile):
-            for index in range(thread, tile * e_dim, tile):
-                j, e = index // e_dim, index % e_dim
-                k_tile[j, e] = k[b, h, tile_start + j, e] if tile_start + j < key_len else zero
-            for index in range(thread, tile * ev_dim, tile):
-                j, e = index // ev_dim, index % ev_dim
-                v_tile[j, e] = v[b, h, tile_start + j, e] if tile_start + j < key_len else zero
+            _load_tile(k_tile, k, b, h, tile_start, key_len, e_dim, thread, zero)
+            _load_tile(v_tile, v, b, h, tile_start, key_len, ev_dim, thread, zero)
             cuda.syncthreads()
 
             if active and row_lse != minus_inf:
