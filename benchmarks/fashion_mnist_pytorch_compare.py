@@ -1,6 +1,7 @@
-"""LeNet-5 on the full Fashion-MNIST (60k train / 10k test): tinynn next to PyTorch.
+"""LeNet-5 (or another small CNN) on the full Fashion-MNIST (60k train / 10k test): tinynn next to PyTorch.
 
     python benchmarks/fashion_mnist_pytorch_compare.py --epochs 3
+    python benchmarks/fashion_mnist_pytorch_compare.py --model small_cnn --lr 2e-3 --epochs 8
 
 Both frameworks train the same network from the same initial weights (tinynn's,
 copied into PyTorch), on the same batches in the same order (the permutations
@@ -20,6 +21,7 @@ import numpy as np
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="lenet5", help="lenet5 or small_cnn (a Sequential of supported layers)")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -34,15 +36,15 @@ def parse_args():
 def run_tinynn(args) -> list[dict]:
     from tinynn.train import TrainConfig, train
     with tempfile.TemporaryDirectory() as out:
-        result = train(TrainConfig(model="lenet5", dataset="fashion-mnist", epochs=args.epochs,
+        result = train(TrainConfig(model=args.model, dataset="fashion-mnist", epochs=args.epochs,
                                    batch_size=args.batch_size, optimizer="adam", lr=args.lr, scheduler="cosine",
                                    seed=args.seed, data_root=args.data_root, progress=False, plots=False,
                                    out=out + "/run"), log=lambda msg: print("  tinynn", msg))
     return [{"seconds": m["seconds"], "test_acc": m["test_acc"], "train_loss": m["train_loss"]} for m in result.metrics]
 
 
-def torch_lenet5_like(tn_model):
-    """A PyTorch copy of tinynn's LeNet-5: same layers in the same order, same weights."""
+def torch_twin(tn_model):
+    """A PyTorch copy of a small tinynn CNN: same layers in the same order, same weights."""
     import torch
     import torch.nn as tnn
     layers = []
@@ -52,7 +54,11 @@ def torch_lenet5_like(tn_model):
             continue
         if kind == "Conv2d":
             layers.append(tnn.Conv2d(module.in_channels, module.out_channels, module.kernel_size,
-                                     stride=module.stride, padding=module.padding))
+                                     stride=module.stride, padding=module.padding, bias=module.bias is not None))
+        elif kind == "BatchNorm2d":
+            layers.append(tnn.BatchNorm2d(module.num_features, eps=module.eps, momentum=module.momentum))
+        elif kind == "Dropout":
+            layers.append(tnn.Dropout(module.p))
         elif kind == "Linear":
             if not any(isinstance(layer, (tnn.Linear, tnn.Flatten)) for layer in layers):
                 layers.append(tnn.Flatten())       # LeNet5.forward flattens between features and classifier
@@ -87,7 +93,7 @@ def run_torch(args) -> list[dict]:
     x_train, y_train = load(True)
     x_test, y_test = load(False)
     tn.manual_seed(args.seed)                              # the same initial weights as tinynn's run
-    model = torch_lenet5_like(build_model("lenet5", 10, 1, 28))
+    model = torch_twin(build_model(args.model, 10, 1, 28))
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.epochs)
     order_generator = tn.Generator().manual_seed(args.seed)   # the DataLoader's batches, in its order
@@ -118,7 +124,7 @@ def run_torch(args) -> list[dict]:
 def main() -> None:
     args = parse_args()
     import os
-    print(f"LeNet-5, Fashion-MNIST 60k/10k, batch {args.batch_size}, Adam lr {args.lr}, cosine, "
+    print(f"{args.model}, Fashion-MNIST 60k/10k, batch {args.batch_size}, Adam lr {args.lr}, cosine, "
           f"{args.epochs} epochs, {os.cpu_count()} CPUs")
     ours = [] if args.skip_tinynn else run_tinynn(args)
     theirs = [] if args.skip_torch else run_torch(args)

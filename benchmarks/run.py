@@ -58,19 +58,23 @@ def flops_per_step(name: str) -> float:
     return _lstm_flops() if name == "lstm" else training_flops(name)
 
 
-def time_workload(name: str, warmup: int, steps: int) -> dict:
+def time_workload(name: str, warmup: int, steps: int, block: int = 1) -> dict:
+    """Median step time of each side. The sides take turns every ``block`` steps: 1 alternates
+    step by step (load changes hit both alike); a larger block measures steady training, where
+    each framework's thread pool and caches stay warm between its own steps."""
     ours, theirs = build_pair(name)
     loss_ours, loss_theirs = ours.step(), theirs.step()  # same weights, same batch: same first loss
     for _ in range(warmup):
         ours.step()
         theirs.step()
     times = {"tinynn": [], "torch": []}
-    for i in range(steps):
-        pair = (ours, theirs) if i % 2 == 0 else (theirs, ours)
+    for i in range(0, steps, block):
+        pair = (ours, theirs) if (i // block) % 2 == 0 else (theirs, ours)
         for work in pair:
-            start = time.perf_counter()
-            work.step()
-            times[work.framework].append(time.perf_counter() - start)
+            for _ in range(min(block, steps - i)):
+                start = time.perf_counter()
+                work.step()
+                times[work.framework].append(time.perf_counter() - start)
     ms = {k: float(np.median(v)) * 1e3 for k, v in times.items()}
     flops = flops_per_step(name)
     return {"workload": name, "description": DESCRIPTIONS[name], "tinynn_ms": ms["tinynn"], "torch_ms": ms["torch"],
@@ -144,6 +148,9 @@ def main(argv=None) -> int:
     parser.add_argument("--json", metavar="PATH", help="write all results to this JSON file")
     parser.add_argument("--only", help="comma-separated workloads (default: all)")
     parser.add_argument("--steps", type=int, help="timed steps per framework (default 30, quick 3)")
+    parser.add_argument("--block", type=int, default=1,
+                        help="steps each side runs before the other takes over (default 1: alternate every step; "
+                             "e.g. 10 measures steady training with warm thread pools)")
     parser.add_argument("--no-micro", action="store_true", help="skip the per-kernel micro-benchmarks")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probes")
     parser.add_argument("--blas-threads", default=THREADS,
@@ -167,13 +174,13 @@ def main(argv=None) -> int:
     warmup = 1 if args.quick else 5
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"tinynn vs PyTorch {torch.__version__}, {THREADS} threads each (tinynn BLAS: "
-          f"{os.environ['OPENBLAS_NUM_THREADS']}), median of {steps} alternating steps after {warmup} warm-up, "
+          f"{os.environ['OPENBLAS_NUM_THREADS']}), median of {steps} steps alternating every {args.block} after {warmup} warm-up, "
           f"float32; load average {load:.1f} on {os.cpu_count()} cores")
     if load > (os.cpu_count() or 1):
         print("warning: the machine is busy with other work; figures (multi-threaded BLAS above all) are unreliable")
     rows = []
     for name in names:
-        row = time_workload(name, warmup, steps)
+        row = time_workload(name, warmup, steps, args.block)
         if not (args.quick or args.no_memory):
             row["tinynn_peak_mib"] = peak_memory_mib(name, "tinynn")
             row["torch_peak_mib"] = peak_memory_mib(name, "torch")
