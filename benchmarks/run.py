@@ -118,8 +118,11 @@ def _probe_memory(name: str, framework: str) -> None:
 
 def peak_memory_mib(name: str, framework: str) -> float | None:
     cmd = [sys.executable, "-m", "benchmarks.run", "--probe-memory", name, framework]
+    # malloc left untuned in the probe: with tinynn's tuning (backend/memory.py) freed pages stay
+    # resident, so the warm-up step would hide the peak instead of letting RSS show it.
+    env = dict(os.environ, TINYNN_MALLOC_TUNING="0")
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True).stdout
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=True, env=env).stdout
         return float(json.loads(out.strip().splitlines()[-1])["peak_mib"])
     except (subprocess.SubprocessError, ValueError, KeyError, IndexError, OSError):
         return None
