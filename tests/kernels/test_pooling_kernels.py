@@ -103,6 +103,19 @@ def test_max_pool_propagates_nan_and_keeps_first_of_ties(name):
     assert idx[0, 0, 0, 0] == 0  # PyTorch keeps the first maximum
 
 
+@dtypes
+@pytest.mark.parametrize("values", ["ties", "nans"])
+def test_max_pool_2x2_fast_path_equals_reference_on_ties_and_nans(values, dtype):
+    # 2x2 windows with stride 2 take their own branch-free kernel: same values and indices.
+    rng = np.random.default_rng(0)
+    x = np.round(rng.standard_normal((3, 4, 10, 12))).astype(dtype)  # rounding makes many ties
+    if values == "nans":
+        x[rng.random(x.shape) < 0.15] = np.nan
+    (y, idx), (y_ref, idx_ref) = _both("max_pool2d_forward", x, (2, 2), (2, 2), (0, 0), (1, 1), False)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, idx_ref)
+
+
 @pytest.mark.parity
 @pytest.mark.parametrize("geometry", MAX_GEOMETRIES)
 def test_max_pool_reference_matches_torch(geometry):
