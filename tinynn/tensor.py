@@ -42,6 +42,7 @@ class Tensor:
         self._init(_to_array(data, as_dtype(dtype), dev), dev, requires_grad)
 
     def _init(self, array, device, requires_grad=False, grad_fn=None, output_nr=0):
+        """Set every field; shared by the constructor, ``_make`` and ``Parameter``."""
         self.data = array
         self._device = device
         self.grad = None
@@ -57,14 +58,7 @@ class Tensor:
     def _make(cls, array, device, requires_grad=False, grad_fn=None, output_nr=0) -> "Tensor":
         """Wrap an array without copying or checking (the engine's fast path)."""
         t = object.__new__(Tensor)
-        t.data = array
-        t._device = device
-        t.grad = None
-        t.grad_fn = grad_fn
-        t._output_nr = output_nr
-        t.requires_grad = requires_grad or grad_fn is not None
-        t._accumulator = None
-        t._retains_grad = False
+        t._init(array, device, requires_grad, grad_fn, output_nr)
         return t
 
     # --- attributes -------------------------------------------------------------

@@ -146,9 +146,8 @@ def run_parity(case: Case, dtype, train: bool = True) -> None:
                      f"{case} state {key} after {case.steps} steps")
 
 
-def run_gradcheck(case: Case) -> None:
-    """Finite differences in float64 for the inputs and the parameters."""
-    from tinynn.autograd import gradcheck
+def _float64_function_of_inputs_and_params(case: Case):
+    """A float64 instance of the case's module as fn(*inputs, *params), and those tensors."""
     tn.manual_seed(0)
     module = case.make(tnn).double()
     if case.random:
@@ -160,21 +159,18 @@ def run_gradcheck(case: Case) -> None:
 
     def fn(*args):
         return module(*args[:n])
-    assert gradcheck(fn, inputs + params, eps=1e-6, atol=1e-5, rtol=1e-3)
+    return fn, inputs + params
+
+
+def run_gradcheck(case: Case) -> None:
+    """Finite differences in float64 for the inputs and the parameters."""
+    from tinynn.autograd import gradcheck
+    fn, tensors = _float64_function_of_inputs_and_params(case)
+    assert gradcheck(fn, tensors, eps=1e-6, atol=1e-5, rtol=1e-3)
 
 
 def run_gradgradcheck(case: Case) -> None:
     """Second derivatives (double backward) by finite differences of the first, in float64."""
     from tinynn.autograd import gradgradcheck
-    tn.manual_seed(0)
-    module = case.make(tnn).double()
-    if case.random:
-        module.eval()
-    arrays = make_inputs(case, np.float64)
-    inputs = [tn.tensor(a, requires_grad=g) for a, g in arrays]
-    params = [p for p in module.parameters() if p.requires_grad]
-    n = len(inputs)
-
-    def fn(*args):
-        return module(*args[:n])
-    assert gradgradcheck(fn, inputs + params)
+    fn, tensors = _float64_function_of_inputs_and_params(case)
+    assert gradgradcheck(fn, tensors)
