@@ -142,14 +142,21 @@ def layer_norm_forward_numba(x, weight, bias, eps: float):
     return y, mean, rstd
 
 
-@register("layer_norm_backward", "numba", device="cpu", priority=10)
-def layer_norm_backward_numba(grad_y, x, mean, rstd, weight):
+def _run_backward_kernel(kernel, grad_y, x, mean, scale, weight, *extra):
+    """Run a norm's Numba backward kernel: the weight defaults to ones, and the gradients of x
+    and of the affine weight and bias (one per entry of dim 1: feature or channel) are
+    allocated here. ``extra`` (the group count) goes between the weight and the outputs."""
     features = x.shape[1]
     w, _ = _affine_or_default(weight, None, features, x.dtype)
     grad_x = np.empty_like(x)
     grad_w, grad_b = np.empty(features, x.dtype), np.empty(features, x.dtype)
-    _layer_norm_backward_numba(grad_y, x, mean, rstd, w, grad_x, grad_w, grad_b)
+    kernel(grad_y, x, mean, scale, w, *extra, grad_x, grad_w, grad_b)
     return grad_x, grad_w, grad_b
+
+
+@register("layer_norm_backward", "numba", device="cpu", priority=10)
+def layer_norm_backward_numba(grad_y, x, mean, rstd, weight):
+    return _run_backward_kernel(_layer_norm_backward_numba, grad_y, x, mean, rstd, weight)
 
 
 # ======================================================================================
@@ -257,12 +264,7 @@ def group_norm_forward_numba(x, weight, bias, groups: int, eps: float):
 
 @register("group_norm_backward", "numba", device="cpu", priority=10)
 def group_norm_backward_numba(grad_y, x, mean, rstd, weight, groups: int):
-    channels = x.shape[1]
-    w, _ = _affine_or_default(weight, None, channels, x.dtype)
-    grad_x = np.empty_like(x)
-    grad_w, grad_b = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
-    _group_norm_backward_numba(grad_y, x, mean, rstd, w, int(groups), grad_x, grad_w, grad_b)
-    return grad_x, grad_w, grad_b
+    return _run_backward_kernel(_group_norm_backward_numba, grad_y, x, mean, rstd, weight, int(groups))
 
 
 # ======================================================================================
@@ -374,9 +376,4 @@ def batch_norm_forward_numba(x, weight, bias, eps: float):
 
 @register("batch_norm_backward", "numba", device="cpu", priority=10)
 def batch_norm_backward_numba(grad_y, x, mean, invstd, weight):
-    channels = x.shape[1]
-    w, _ = _affine_or_default(weight, None, channels, x.dtype)
-    grad_x = np.empty_like(x)
-    grad_w, grad_b = np.empty(channels, x.dtype), np.empty(channels, x.dtype)
-    _batch_norm_backward_numba(grad_y, x, mean, invstd, w, grad_x, grad_w, grad_b)
-    return grad_x, grad_w, grad_b
+    return _run_backward_kernel(_batch_norm_backward_numba, grad_y, x, mean, invstd, weight)
